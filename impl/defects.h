@@ -1,0 +1,35 @@
+// File: impl/defects.h
+//
+// Seeded defects: deliberate bugs that the property suites must catch (the
+// "honest checks" rule: a suite that cannot fail proves nothing). They exist
+// only in the `//impl:kernel_defects` build, compiled with
+// HMMREF_SEEDED_DEFECTS; in the default build DefectActive() is a constant
+// false, so every `if (DefectActive(...))` folds away and costs nothing.
+
+#ifndef HMMREF_IMPL_DEFECTS_H_
+#define HMMREF_IMPL_DEFECTS_H_
+
+namespace hmm::impl {
+
+enum class Defect {
+  kNone,
+  kCowNotBroken,           // a write fault on a COW-shared page writes it in place
+  kZeroPageWrittenInPlace, // a write fault on a zero-page PTE makes it writable
+  kMunmapLeaksRef,         // munmap drops the PTE but keeps the page's reference
+  kMprotectKeepsWrite,     // mprotect(PROT_READ) leaves PTE write bits set
+  kForkCopiesSharedPtes,   // fork copies PTEs of shared VMAs (harmless to data; abstract state differs)
+};
+
+const char* DefectName(Defect d);
+
+#ifdef HMMREF_SEEDED_DEFECTS
+// The active defect for this process (tests set it; kNone by default).
+void SetSeededDefect(Defect d);
+bool DefectActive(Defect d);
+#else
+constexpr bool DefectActive(Defect) { return false; }
+#endif
+
+}  // namespace hmm::impl
+
+#endif  // HMMREF_IMPL_DEFECTS_H_

@@ -1,0 +1,98 @@
+// File: impl/kernel.h
+//
+// The optimized implementation of the CPU address space: a struct-page array
+// for system RAM, 4-level page tables of packed 64-bit entries (impl/pte.h),
+// VMAs in an ordered tree, and kernel-like locks. Same operations, same
+// signatures and same Errno results as model/kernel.h, so props/ drives both.
+// It never includes model logic: only model/types.h.
+//
+// The read-only introspection at the bottom exists for props/abstract.cc
+// (the abstraction function) and the report; it takes the same locks as the
+// operations and returns plain values.
+
+#ifndef HMMREF_IMPL_KERNEL_H_
+#define HMMREF_IMPL_KERNEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/types.h"
+
+namespace hmm::impl {
+
+// Limits, identical to model/kernel.h (docs/model.md); props/ asserts they agree.
+constexpr uint64_t kMaxProcesses = 64;
+constexpr uint64_t kMaxAccess = 64 * 1024;
+constexpr uint64_t kMaxPinPages = 512;
+constexpr uint64_t kDefaultRamPages = 1024;
+
+struct VmaInfo {
+  uint64_t start = 0;  // address, page-aligned
+  uint64_t end = 0;    // address, exclusive
+  uint32_t prot = 0;
+  bool shared = false;
+  uint64_t object = 0;  // shared only: shmem object id (impl's own numbering)
+  uint64_t pgoff = 0;   // shared only
+};
+
+struct PteInfo {
+  uint64_t vpn = 0;
+  uint64_t pfn = 0;
+  bool write = false;
+  bool zero = false;  // maps the zero page
+};
+
+class KernelState;  // impl/kernel_state.h: everything behind the API
+
+class Kernel {
+ public:
+  explicit Kernel(uint64_t ram_pages = kDefaultRamPages);
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  Result<Pid> CreateProcess();
+  Result<uint64_t> Mmap(Pid pid, uint64_t addr, uint64_t len, uint32_t prot, uint32_t flags);
+  Errno Munmap(Pid pid, uint64_t addr, uint64_t len);
+  Errno Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot);
+  Result<uint64_t> Mremap(Pid pid, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+                          uint32_t flags, uint64_t new_addr);
+  Result<Pid> Fork(Pid pid);
+  Errno MadviseDontneed(Pid pid, uint64_t addr, uint64_t len);
+  Result<std::vector<uint8_t>> CpuRead(Pid pid, uint64_t addr, uint64_t len);
+  Errno CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes);
+  Result<PinId> PinUserPages(Pid pid, uint64_t addr, uint64_t npages);
+  Errno UnpinUserPages(PinId pin);
+  Errno Exit(Pid pid);
+
+  // --- Introspection (read-only; for the abstraction function) ---
+  std::vector<Pid> Pids() const;                       // live, ascending
+  std::vector<VmaInfo> Vmas(Pid pid) const;            // ascending start
+  std::vector<PteInfo> Ptes(Pid pid) const;            // present leaves, ascending vpn
+  std::vector<uint64_t> Objects() const;               // live shmem object ids, ascending
+  std::vector<std::pair<uint64_t, uint64_t>> ObjectPages(uint64_t object) const;  // (pgoff, pfn)
+  std::vector<std::pair<PinId, std::vector<uint64_t>>> Pins() const;  // ascending id; pfns
+  std::vector<uint64_t> PagesInUse() const;            // allocated pfns, zero page excluded
+  std::vector<uint8_t> PageData(uint64_t pfn) const;   // 4096 bytes
+  uint64_t ZeroPfn() const;
+  uint64_t ram_pages() const;
+
+  // Impl-only facts (refcount = mappings + pins + holders, mapcount consistent,
+  // free list disjoint from mapped pages, page tables well formed). Returns one
+  // line per violation, naming the fact, the pfn or address, and both values.
+  std::vector<std::string> RepInvariant() const;
+
+  // Metadata bytes the impl spends per mapped page (struct page plus this page's
+  // share of page-table pages), for bench/.
+  double MetadataBytesPerMappedPage() const;
+
+ private:
+  std::unique_ptr<KernelState> st_;
+};
+
+}  // namespace hmm::impl
+
+#endif  // HMMREF_IMPL_KERNEL_H_

@@ -1,0 +1,122 @@
+// File: model/kernel.h
+//
+// The abstract state machine of the CPU side of the system: processes, VMAs,
+// present PTEs, pages as plain bytes, shared objects and pins, on std::map with
+// value semantics. It is the specification: docs/model.md states the same
+// contract in prose. impl/kernel.h exposes the same operations with the same
+// signatures, so props/ drives both with one command.
+//
+// Nothing here is optimized, and nothing may be: where the impl is clever, the
+// model stays obvious, and props/ checks that the two agree.
+
+#ifndef HMMREF_MODEL_KERNEL_H_
+#define HMMREF_MODEL_KERNEL_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/types.h"
+
+namespace hmm::model {
+
+// A page's identity. Ids mean nothing outside one State: states are compared
+// after Canonicalize() renames pages and objects in order of first use.
+using PageId = uint64_t;
+using ObjectId = uint64_t;
+
+struct Vma {
+  Vpn start;
+  Vpn end;  // exclusive
+  uint32_t prot = kProtNone;
+  bool shared = false;
+  ObjectId object = 0;  // shared only: the shmem object mapped
+  uint64_t pgoff = 0;   // shared only: object page mapped at `start`
+
+  bool operator==(const Vma& o) const;
+};
+
+struct Pte {
+  bool zero = false;  // maps the shared zero page (then page == 0, write == false)
+  PageId page = 0;
+  bool write = false;
+
+  bool operator==(const Pte& o) const;
+};
+
+// 4 KiB of contents; only non-zero bytes are stored (offset -> byte).
+struct Page {
+  std::map<uint16_t, uint8_t> bytes;
+
+  uint8_t At(uint64_t offset) const;
+  void Set(uint64_t offset, uint8_t value);
+  bool operator==(const Page& o) const { return bytes == o.bytes; }
+};
+
+struct Process {
+  std::map<Vpn, Vma> vmas;  // keyed by start
+  std::map<Vpn, Pte> ptes;  // present entries only
+
+  bool operator==(const Process& o) const { return vmas == o.vmas && ptes == o.ptes; }
+};
+
+struct SharedObject {
+  std::map<uint64_t, PageId> pages;  // pgoff -> page
+
+  bool operator==(const SharedObject& o) const { return pages == o.pages; }
+};
+
+struct State {
+  std::map<Pid, Process> procs;  // live processes
+  std::map<PageId, Page> pages;  // every page that exists (zero page excluded)
+  std::map<ObjectId, SharedObject> objects;
+  std::map<PinId, std::vector<PageId>> pins;
+  uint64_t next_pid = 1;
+  uint64_t next_pin = 1;
+  uint64_t next_page = 1;
+  uint64_t next_object = 1;
+
+  bool operator==(const State& o) const;
+};
+
+// Renames pages and objects in order of first use (processes by pid, PTEs by
+// vpn, then objects, then pins) and resets the id counters of pages and
+// objects, so two states that differ only in naming compare equal.
+State Canonicalize(const State& s);
+
+// Limits shared with impl (docs/model.md).
+constexpr uint64_t kMaxProcesses = 64;
+constexpr uint64_t kMaxAccess = 64 * 1024;
+constexpr uint64_t kMaxPinPages = 512;
+constexpr uint64_t kDefaultRamPages = 1024;
+
+class Kernel {
+ public:
+  explicit Kernel(uint64_t ram_pages = kDefaultRamPages);
+
+  Result<Pid> CreateProcess();
+  Result<uint64_t> Mmap(Pid pid, uint64_t addr, uint64_t len, uint32_t prot, uint32_t flags);
+  Errno Munmap(Pid pid, uint64_t addr, uint64_t len);
+  Errno Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot);
+  Result<uint64_t> Mremap(Pid pid, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+                          uint32_t flags, uint64_t new_addr);
+  Result<Pid> Fork(Pid pid);
+  Errno MadviseDontneed(Pid pid, uint64_t addr, uint64_t len);
+  Result<std::vector<uint8_t>> CpuRead(Pid pid, uint64_t addr, uint64_t len);
+  Errno CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes);
+  Result<PinId> PinUserPages(Pid pid, uint64_t addr, uint64_t npages);
+  Errno UnpinUserPages(PinId pin);
+  Errno Exit(Pid pid);
+
+  const State& state() const { return s_; }
+  uint64_t ram_pages() const { return ram_pages_; }
+
+ private:
+  State s_;
+  uint64_t ram_pages_;
+};
+
+}  // namespace hmm::model
+
+#endif  // HMMREF_MODEL_KERNEL_H_

@@ -1,0 +1,136 @@
+// File: model/types.h
+//
+// The shared vocabulary of hmmref: page geometry, strong ids, protection and
+// mapping flags, and the one error enum. This is the only model header that
+// impl/ may include (see docs/README.md, "Layers"); it holds no logic beyond
+// constructors, comparisons and names.
+
+#ifndef HMMREF_MODEL_TYPES_H_
+#define HMMREF_MODEL_TYPES_H_
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+
+namespace hmm {
+
+// 4 KiB pages, as on x86-64 (arch/x86/include/asm/page_types.h PAGE_SHIFT).
+constexpr uint64_t kPageShift = 12;
+constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;
+constexpr uint64_t kPageMask = ~(kPageSize - 1);
+
+// 48-bit user virtual address space, 4-level paging (TASK_SIZE_MAX on x86-64
+// is 2^47 - 4096; hmmref uses the full 2^48 so that the 4-level walk covers
+// the whole space; addresses at or above kTaskSize are out of range).
+constexpr uint64_t kUserVaBits = 48;
+constexpr uint64_t kTaskSize = uint64_t{1} << kUserVaBits;
+constexpr uint64_t kMaxVpn = kTaskSize >> kPageShift;
+
+// The first address `mmap` without MAP_FIXED considers (mm->mmap_base is
+// randomised in the kernel; hmmref fixes it so runs are reproducible). The
+// search is bottom-up first fit (mm/mmap.c unmapped_area()).
+constexpr uint64_t kMmapBase = uint64_t{0x10000000};
+
+// A strongly typed 64-bit id: Tag keeps Vpn, Pfn, Pid and DeviceId apart.
+template <typename Tag>
+struct StrongId {
+  uint64_t value = 0;
+
+  constexpr StrongId() = default;
+  constexpr explicit StrongId(uint64_t v) : value(v) {}
+
+  friend constexpr bool operator==(StrongId a, StrongId b) { return a.value == b.value; }
+  friend constexpr bool operator!=(StrongId a, StrongId b) { return a.value != b.value; }
+  friend constexpr bool operator<(StrongId a, StrongId b) { return a.value < b.value; }
+  friend constexpr bool operator<=(StrongId a, StrongId b) { return a.value <= b.value; }
+  friend constexpr bool operator>(StrongId a, StrongId b) { return a.value > b.value; }
+  friend constexpr bool operator>=(StrongId a, StrongId b) { return a.value >= b.value; }
+};
+
+struct VpnTag {};
+struct PfnTag {};
+struct PidTag {};
+struct DeviceIdTag {};
+struct PinIdTag {};
+
+// Virtual page number: user address >> kPageShift.
+using Vpn = StrongId<VpnTag>;
+// Physical frame number of a struct page (system RAM or, later, device memory).
+using Pfn = StrongId<PfnTag>;
+// Process id, handed out 1, 2, 3, ... by CreateProcess and Fork.
+using Pid = StrongId<PidTag>;
+// Device id (the dummy device's minor number); used from the mirroring issue on.
+using DeviceId = StrongId<DeviceIdTag>;
+// Handle of one GUP pin (PinUserPages), handed out 1, 2, 3, ...
+using PinId = StrongId<PinIdTag>;
+
+constexpr Vpn AddrToVpn(uint64_t addr) { return Vpn(addr >> kPageShift); }
+constexpr uint64_t VpnToAddr(Vpn vpn) { return vpn.value << kPageShift; }
+constexpr bool PageAligned(uint64_t x) { return (x & (kPageSize - 1)) == 0; }
+
+// Errors, named after the kernel errnos they stand for. Every operation of
+// model and impl returns one of these; equal inputs must give equal Errnos.
+enum class Errno : uint8_t {
+  kOk = 0,  // success
+  kInval,   // EINVAL: the arguments themselves are malformed (unaligned, zero length, bad flags)
+  kFault,   // EFAULT: no mapping at the address, or the mapping forbids the access
+  kPerm,    // EPERM: the operation is not permitted on this object
+  kBusy,    // EBUSY: the object is in use (a range invalidated concurrently; retry)
+  kNoMem,   // ENOMEM: out of memory, or (mmap family) the range is not mapped / no room
+  kNoEnt,   // ENOENT: the named object (pin, mirror, device) does not exist
+  kRange,   // ERANGE: a value is outside the representable range
+  kSrch,    // ESRCH: no such process (unknown or exited pid)
+  kAgain,   // EAGAIN: transient failure; the caller may retry as is
+  kAcces,   // EACCES: the protection asked for is not allowed on this mapping
+  kNxio,    // ENXIO: no such device or address
+};
+
+// "kInval" etc., for messages and traces. Never null.
+const char* ErrnoName(Errno e);
+// Parses the name printed by ErrnoName ("kInval") or the kernel's ("EINVAL").
+bool ParseErrno(const char* name, Errno* out);
+
+// An operation's outcome: an Errno and, when it is kOk, a value.
+template <typename T>
+struct [[nodiscard]] Result {
+  Errno err = Errno::kOk;
+  T value{};
+
+  Result() = default;
+  Result(Errno e) : err(e) {}  // NOLINT: an error converts implicitly
+  Result(T v) : err(Errno::kOk), value(std::move(v)) {}  // NOLINT: so does a value
+  bool ok() const { return err == Errno::kOk; }
+};
+
+// Protection bits, as mmap's PROT_* (include/uapi/asm-generic/mman-common.h).
+// PROT_EXEC is not modeled: no instruction fetch happens in hmmref.
+enum Prot : uint32_t {
+  kProtNone = 0,
+  kProtRead = 1,
+  kProtWrite = 2,
+};
+constexpr uint32_t kProtMask = kProtRead | kProtWrite;
+
+// Mapping flags, as mmap's MAP_* (anonymous is implied: file mappings come later).
+enum MapFlags : uint32_t {
+  kMapShared = 1,
+  kMapPrivate = 2,
+  kMapFixed = 4,
+};
+
+// mremap flags (include/uapi/linux/mman.h).
+enum MremapFlags : uint32_t {
+  kMremapMaymove = 1,
+  kMremapFixed = 2,
+};
+
+}  // namespace hmm
+
+namespace std {
+template <typename Tag>
+struct hash<hmm::StrongId<Tag>> {
+  size_t operator()(hmm::StrongId<Tag> id) const { return std::hash<uint64_t>()(id.value); }
+};
+}  // namespace std
+
+#endif  // HMMREF_MODEL_TYPES_H_

@@ -1,0 +1,72 @@
+// File: props/op.h
+//
+// One operation of a trace: the unit that the property suites generate and
+// shrink, that a `.hmm` scenario line parses into (props/trace.h), and that a
+// minimized counterexample is printed as. One struct serves all three so a
+// failure found by rapidcheck is replayable as text, and a text scenario runs
+// through exactly the checks a generated one does (props/runner.h).
+
+#ifndef HMMREF_PROPS_OP_H_
+#define HMMREF_PROPS_OP_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/types.h"
+
+namespace hmm::props {
+
+// In increasing order of complexity: rapidcheck shrinks toward earlier kinds.
+enum class OpKind : uint8_t {
+  kCreateProcess,  // process
+  kExit,           // exit PID
+  kMmap,           // mmap PID ADDR LEN PROT FLAGS
+  kMunmap,         // munmap PID ADDR LEN
+  kMprotect,       // mprotect PID ADDR LEN PROT
+  kMadviseDontneed,// madvise PID ADDR LEN dontneed
+  kRead,           // read PID ADDR LEN
+  kWrite,          // write PID ADDR DATA
+  kPin,            // pin PID ADDR NPAGES
+  kUnpin,          // unpin PIN
+  kFork,           // fork PID
+  kMremap,         // mremap PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]
+};
+
+// What a line may assert about its result ("-> ..." in a .hmm file).
+struct Expect {
+  Errno err = Errno::kOk;
+  std::optional<uint64_t> value;             // pid, address or pin id
+  std::optional<std::vector<uint8_t>> data;  // bytes read
+};
+
+struct Op {
+  OpKind kind = OpKind::kCreateProcess;
+  uint64_t pid = 0;
+  uint64_t addr = 0;      // addr, old_addr
+  uint64_t len = 0;       // len, old_len, npages (pin)
+  uint64_t new_len = 0;   // mremap
+  uint64_t new_addr = 0;  // mremap with kMremapFixed
+  uint32_t prot = 0;
+  uint32_t flags = 0;     // MapFlags or MremapFlags
+  uint64_t pin = 0;       // unpin
+  std::vector<uint8_t> data;  // write
+  std::optional<Expect> expect;
+  int line = 0;           // source line in a .hmm file; 0 when generated
+};
+
+// The result of one operation on one side (model or impl).
+struct OpResult {
+  Errno err = Errno::kOk;
+  uint64_t value = 0;          // pid, address or pin id, when the op returns one
+  std::vector<uint8_t> data;   // read only
+
+  bool operator==(const OpResult& o) const {
+    return err == o.err && value == o.value && data == o.data;
+  }
+};
+
+}  // namespace hmm::props
+
+#endif  // HMMREF_PROPS_OP_H_
