@@ -1,0 +1,53 @@
+// File: props/runner.h
+//
+// Runs a trace (a vector of Op) against model::Kernel and impl::Kernel in lock
+// step. After every step it checks, in this order:
+//   1. the results are equal (errno, returned value, bytes read), and equal to
+//      the line's expectation when it has one;
+//   2. Abstract(impl) == model, both canonicalized (props/abstract.h);
+//   3. RepInvariant(impl) holds;
+//   4. every named model invariant holds (model/invariants.h).
+// The first step that fails stops the run; the report names the step, the
+// check, and both sides. Property suites and `hmmref run` share this code.
+
+#ifndef HMMREF_PROPS_RUNNER_H_
+#define HMMREF_PROPS_RUNNER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "props/op.h"
+
+namespace hmm::props {
+
+struct StepRecord {
+  size_t index = 0;  // 1-based step number
+  Op op;
+  OpResult model;
+  OpResult impl;
+};
+
+struct RunReport {
+  bool ok = true;
+  size_t steps_run = 0;
+  size_t failing_step = 0;           // 1-based; 0 when ok
+  std::string check;                 // "result", "expect", "abstract", "rep", or the invariant name
+  std::vector<std::string> problems; // one line each: what differs, with both values
+  std::vector<StepRecord> steps;     // every step run, in order (the last is the failing one)
+};
+
+struct RunOptions {
+  uint64_t ram_pages = 0;      // 0: the default
+  bool check_expect = true;    // compare with the lines' "-> ..." expectations
+};
+
+RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options = {});
+
+// A step-indexed rendering of a report, for a reviewer: each step with both
+// results, and the problems at the failing step.
+std::string FormatReport(const RunReport& report);
+
+}  // namespace hmm::props
+
+#endif  // HMMREF_PROPS_RUNNER_H_

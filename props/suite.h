@@ -1,0 +1,59 @@
+// File: props/suite.h
+//
+// The property suites: rapidcheck generates and shrinks traces (vectors of
+// Op) and props/runner.h checks each one. `hmmref check` and the gtest
+// properties both call RunSuite.
+
+#ifndef HMMREF_PROPS_SUITE_H_
+#define HMMREF_PROPS_SUITE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "props/op.h"
+
+namespace hmm::props {
+
+struct SuiteInfo {
+  std::string name;         // e.g. "cpu"
+  std::string description;  // one line
+};
+
+const std::vector<SuiteInfo>& Suites();
+
+struct SuiteProgress {
+  uint64_t sequences = 0;  // sequences finished so far
+  uint64_t steps = 0;      // steps run so far (shrinking included)
+  bool shrinking = false;
+  uint64_t shrinks = 0;    // accepted shrinks so far
+};
+
+struct SuiteOptions {
+  std::string name = "cpu";
+  uint64_t runs = 200;     // sequences to try
+  uint64_t seed = 1;
+  uint64_t max_steps = 60; // longest generated sequence
+  std::function<void(const SuiteProgress&)> progress;  // called now and then; may be empty
+};
+
+struct SuiteResult {
+  std::string name;
+  bool passed = false;
+  bool unknown_suite = false;
+  uint64_t sequences = 0;
+  uint64_t steps = 0;
+  double seconds = 0;
+  // On failure:
+  std::vector<Op> counterexample;  // minimized
+  uint64_t original_length = 0;    // steps in the first failing sequence
+  uint64_t shrinks = 0;
+  std::string failure;             // FormatReport of the minimized run
+};
+
+SuiteResult RunSuite(const SuiteOptions& options);
+
+}  // namespace hmm::props
+
+#endif  // HMMREF_PROPS_SUITE_H_
