@@ -1,0 +1,54 @@
+// File: solver/lemma.cc
+//
+// The registry: every *_lemmas.cc contributes LemmaWithControl entries; the two
+// lists are built once, in a stable order, from the same entries, so lemma i
+// and control i always pair up.
+
+#include "solver/lemma.h"
+
+#include "solver/prove.h"
+#include "solver/pte_lemmas.h"
+
+namespace hmm::solver {
+namespace {
+
+const std::vector<LemmaWithControl>& Registry() {
+  static const auto* entries = new std::vector<LemmaWithControl>(PteLemmas());
+  return *entries;
+}
+
+}  // namespace
+
+const char* LemmaStatusName(LemmaStatus s) {
+  switch (s) {
+    case LemmaStatus::kProved:
+      return "kProved";
+    case LemmaStatus::kFailed:
+      return "kFailed";
+    case LemmaStatus::kUnknown:
+      return "kUnknown";
+    case LemmaStatus::kError:
+      return "kError";
+  }
+  return "kInvalidLemmaStatus";
+}
+
+const std::vector<Lemma>& AllLemmas() {
+  static const auto* lemmas = [] {
+    auto* out = new std::vector<Lemma>;
+    for (const LemmaWithControl& e : Registry()) out->push_back(e.lemma);
+    return out;
+  }();
+  return *lemmas;
+}
+
+const std::vector<Lemma>& NegativeControls() {
+  static const auto* controls = [] {
+    auto* out = new std::vector<Lemma>;
+    for (const LemmaWithControl& e : Registry()) out->push_back(e.control);
+    return out;
+  }();
+  return *controls;
+}
+
+}  // namespace hmm::solver

@@ -1,0 +1,57 @@
+// File: solver/prove.h
+//
+// The prove() idiom every lemma uses (after Z3's examples/c++/example.cpp
+// prove()), and the registry entry every *_lemmas.cc contributes. Internal to
+// //solver:lemmas.
+
+#ifndef HMMREF_SOLVER_PROVE_H_
+#define HMMREF_SOLVER_PROVE_H_
+
+#include <z3++.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "solver/lemma.h"
+
+namespace hmm::solver {
+
+// A fact under the name it is tracked by (s.add(e, name)): an unsat core names
+// the hypotheses a proof used, and a sat check names the claim that failed.
+struct Named {
+  std::string name;
+  z3::expr holds;
+};
+
+// What a lemma hands to Prove(). Hypotheses are asserted once, each tracked;
+// each claim is then checked in its own push()/pop() scope by asserting its
+// negation and expecting unsat. `render` prints a sat model as one
+// "field = value" line per field.
+struct Goal {
+  std::vector<Named> hypotheses;
+  std::vector<Named> claims;
+  std::function<std::string(const z3::model&)> render;
+};
+
+// The deterministic resource budget of each check() (Z3's "rlimit"). The PTE
+// lemmas use well under a tenth of it; see solver/README.md.
+constexpr unsigned kLemmaRlimit = 2'000'000;
+
+// The prove() idiom: builds the goal in a fresh context, then for each claim
+// asserts its negation and checks. Returns kProved if every negation is unsat
+// (`detail` lists the unsat cores' hypotheses), kFailed at the first sat claim
+// (`detail` names it, `counterexample` holds the rendered model), kUnknown if Z3
+// gives up (`detail` holds its reason), kError on a z3::exception. Never throws.
+LemmaResult Prove(const std::string& name, const std::function<Goal(z3::context&)>& build);
+
+// A registry entry: a lemma and its negative control (the same claim over a
+// deliberately broken variant, expected kFailed).
+struct LemmaWithControl {
+  Lemma lemma;
+  Lemma control;
+};
+
+}  // namespace hmm::solver
+
+#endif  // HMMREF_SOLVER_PROVE_H_
