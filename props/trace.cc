@@ -1,0 +1,634 @@
+// File: props/trace.cc
+//
+// One table (kSpecs) says, for each line keyword, its OpKind, its arguments
+// in order and what it returns; parsing and formatting both walk that table,
+// so a new operation is one row plus the Op fields it fills
+// (docs/scenario-format.md, "Growing the language").
+//
+// Every input byte is untrusted: lines are cut into tokens first (strings,
+// words, "->"), and each token is checked against what its position allows.
+
+#include "props/trace.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+namespace hmm::props {
+namespace {
+
+// What one argument position holds, and so how it parses and prints.
+enum class Arg : uint8_t {
+  kPid,          // Op::pid, decimal
+  kAddr,         // Op::addr, hex
+  kLen,          // Op::len, hex
+  kNewLen,       // Op::new_len, hex
+  kNewAddr,      // Op::new_addr, hex
+  kNpages,       // Op::len, decimal
+  kPin,          // Op::pin, decimal
+  kProt,         // Op::prot: none r w rw, PROT_*, numbers, joined by '|'
+  kMmapFlags,    // Op::flags: shared private fixed, MAP_*, numbers
+  kMremapFlags,  // Op::flags: maymove fixed, MREMAP_*, numbers
+  kData,         // Op::data: "text", hex:HEX or fill:BYTE*COUNT
+  kDontneed,     // the word `dontneed` (MADV_DONTNEED); no field
+};
+
+// What a successful operation returns, so which "-> RESULT" forms fit.
+enum class Returns : uint8_t { kNothing, kPid, kAddr, kPinId, kBytes };
+
+struct OpSpec {
+  OpKind kind;
+  const char* name;
+  const char* signature;  // for messages: "PID ADDR LEN"
+  Returns returns;
+  int optional;            // trailing arguments that may be left out
+  bool variadic;           // the last argument may be several words (mmap flags)
+  std::vector<Arg> args;
+};
+
+const std::vector<OpSpec>& Specs() {
+  static const std::vector<OpSpec> kSpecs = {
+      {OpKind::kCreateProcess, "process", "", Returns::kPid, 0, false, {}},
+      {OpKind::kExit, "exit", "PID", Returns::kNothing, 0, false, {Arg::kPid}},
+      {OpKind::kMmap, "mmap", "PID ADDR LEN PROT FLAGS", Returns::kAddr, 0, true,
+       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kProt, Arg::kMmapFlags}},
+      {OpKind::kMunmap, "munmap", "PID ADDR LEN", Returns::kNothing, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kLen}},
+      {OpKind::kMprotect, "mprotect", "PID ADDR LEN PROT", Returns::kNothing, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kProt}},
+      {OpKind::kMadviseDontneed, "madvise", "PID ADDR LEN dontneed", Returns::kNothing, 0,
+       false, {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kDontneed}},
+      {OpKind::kRead, "read", "PID ADDR LEN", Returns::kBytes, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kLen}},
+      {OpKind::kWrite, "write", "PID ADDR DATA", Returns::kNothing, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kData}},
+      {OpKind::kPin, "pin", "PID ADDR NPAGES", Returns::kPinId, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kNpages}},
+      {OpKind::kUnpin, "unpin", "PIN", Returns::kNothing, 0, false, {Arg::kPin}},
+      {OpKind::kFork, "fork", "PID", Returns::kPid, 0, false, {Arg::kPid}},
+      {OpKind::kMremap, "mremap", "PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]",
+       Returns::kAddr, 1, false,
+       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kNewLen, Arg::kMremapFlags, Arg::kNewAddr}},
+  };
+  return kSpecs;
+}
+
+const OpSpec* FindSpec(const std::string& name) {
+  for (const OpSpec& s : Specs()) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+const OpSpec* SpecOf(OpKind kind) {
+  for (const OpSpec& s : Specs()) {
+    if (kind == s.kind) return &s;
+  }
+  return nullptr;
+}
+
+// A token as a message shows it: quoted, non-printable bytes as \xNN, and cut
+// after 60 bytes so that a megabyte-long token gives a one-line message.
+std::string Show(const std::string& token) {
+  constexpr size_t kMaxShown = 60;
+  std::string out = "'";
+  for (size_t i = 0; i < token.size() && i < kMaxShown; ++i) {
+    unsigned char c = static_cast<unsigned char>(token[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (token.size() > kMaxShown) out += "...";
+  return out + "'";
+}
+
+// Sets the message and returns false, so a guard is one line.
+bool Fail(std::string* msg, std::string text) {
+  *msg = std::move(text);
+  return false;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string Dec(uint64_t v) { return std::to_string(v); }
+
+int DigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decimal, or hex after 0x; the value must fit in `bits` bits.
+bool ParseNumber(const std::string& s, int bits, uint64_t* out, std::string* msg) {
+  bool hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+  uint64_t base = hex ? 16 : 10;
+  size_t i = hex ? 2 : 0;
+  if (s.empty() || s == "0x" || s == "0X") return Fail(msg, "bad number " + Show(s));
+  uint64_t v = 0;
+  bool overflow = false;
+  for (; i < s.size(); ++i) {
+    int d = DigitValue(s[i]);
+    if (d < 0 || static_cast<uint64_t>(d) >= base) return Fail(msg, "bad number " + Show(s));
+    if (v > (UINT64_MAX - static_cast<uint64_t>(d)) / base) overflow = true;
+    v = v * base + static_cast<uint64_t>(d);
+  }
+  if (overflow || (bits < 64 && (v >> bits) != 0)) {
+    return Fail(msg, "number " + Show(s) + " overflows " + std::to_string(bits) + " bits");
+  }
+  *out = v;
+  return true;
+}
+
+bool StartsWith(const std::string& s, const char* prefix) {
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+// --- Flags ---
+
+struct BitName {
+  uint32_t bits;
+  const char* name;   // canonical
+  const char* alias;  // the kernel macro
+};
+
+// The prot words; r, w and rw are combined by FormatProt, not by this order.
+constexpr BitName kProtNames[] = {{kProtNone, "none", "PROT_NONE"},
+                                  {kProtRead, "r", "PROT_READ"},
+                                  {kProtWrite, "w", "PROT_WRITE"},
+                                  {kProtRead | kProtWrite, "rw", "rw"}};
+constexpr BitName kMmapNames[] = {{kMapShared, "shared", "MAP_SHARED"},
+                                  {kMapPrivate, "private", "MAP_PRIVATE"},
+                                  {kMapFixed, "fixed", "MAP_FIXED"}};
+constexpr BitName kMremapNames[] = {{kMremapMaymove, "maymove", "MREMAP_MAYMOVE"},
+                                    {kMremapFixed, "fixed", "MREMAP_FIXED"}};
+
+// `a|b|0x10`: the union of named bits and numbers. `what` names the kind of
+// word for messages ("protection", "mmap flag").
+template <size_t N>
+bool ParseBits(const std::string& token, const BitName (&names)[N], const char* what,
+               uint32_t* out, std::string* msg) {
+  uint32_t bits = 0;
+  size_t pos = 0;
+  while (true) {
+    size_t bar = std::min(token.find('|', pos), token.size());
+    std::string part = token.substr(pos, bar - pos);
+    const BitName* hit = nullptr;
+    for (const BitName& n : names) {
+      if (part == n.name || part == n.alias) hit = &n;
+    }
+    uint64_t number = 0;
+    if (part.empty()) return Fail(msg, std::string("bad ") + what + " list " + Show(token));
+    if (hit != nullptr) {
+      bits |= hit->bits;
+    } else if (!part.empty() && DigitValue(part[0]) >= 0 && DigitValue(part[0]) < 10) {
+      if (!ParseNumber(part, 32, &number, msg)) return false;
+      bits |= static_cast<uint32_t>(number);
+    } else {
+      return Fail(msg, std::string("unknown ") + what + " " + Show(part));
+    }
+    if (bar == token.size()) break;
+    pos = bar + 1;
+  }
+  *out = bits;
+  return true;
+}
+
+// Named bits in table order, then any other bits as one hex number; 0 is "0".
+template <size_t N>
+std::string FormatBits(uint32_t bits, const BitName (&names)[N]) {
+  std::string out;
+  for (const BitName& n : names) {
+    if ((bits & n.bits) == 0) continue;
+    out += (out.empty() ? "" : "|") + std::string(n.name);
+    bits &= ~n.bits;
+  }
+  if (bits != 0 || out.empty()) out += (out.empty() ? "" : "|") + Hex(bits);
+  return out == "0x0" ? "0" : out;
+}
+
+std::string FormatProt(uint32_t prot) {
+  static const char* const kWords[] = {"none", "r", "w", "rw"};
+  std::string word = kWords[prot & kProtMask];
+  uint32_t other = prot & ~kProtMask;
+  if (other == 0) return word;
+  return (prot & kProtMask) == 0 ? Hex(other) : word + "|" + Hex(other);
+}
+
+// --- Data: "text", hex:HEX, fill:BYTE*COUNT ---
+
+bool DecodeString(const std::string& token, std::vector<uint8_t>* out, std::string* msg) {
+  // The tokenizer guarantees a leading and a closing quote.
+  const std::string body = token.substr(1, token.size() - 2);
+  for (size_t i = 0; i < body.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(body[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "control byte 0x%02x in string (write it as \\x%02x)", c, c);
+      return Fail(msg, buf);
+    }
+    if (c != '\\') {
+      out->push_back(c);
+      continue;
+    }
+    char e = ++i < body.size() ? body[i] : '\0';
+    static const char kFrom[] = "ntr0\\\"";
+    static const char kTo[] = "\n\t\r\0\\\"";
+    const char* hit = e != '\0' ? std::strchr(kFrom, e) : nullptr;
+    if (hit != nullptr) {
+      out->push_back(static_cast<uint8_t>(kTo[hit - kFrom]));
+    } else if (e == 'x' && i + 2 < body.size() && DigitValue(body[i + 1]) >= 0 &&
+               DigitValue(body[i + 2]) >= 0) {
+      out->push_back(static_cast<uint8_t>(DigitValue(body[i + 1]) * 16 + DigitValue(body[i + 2])));
+      i += 2;
+    } else if (e == 'x') {
+      return Fail(msg, "bad escape in string " + Show(token) + " (\\x needs two hex digits)");
+    } else {
+      return Fail(msg, "unknown escape " + Show(std::string("\\") + e) + " in string");
+    }
+  }
+  return true;
+}
+
+bool DecodeHex(const std::string& token, std::vector<uint8_t>* out, std::string* msg) {
+  const size_t start = std::strlen("hex:");
+  for (size_t i = start; i < token.size(); ++i) {
+    if (DigitValue(token[i]) < 0) {
+      return Fail(msg, "bad hex digit " + Show(token.substr(i, 1)) + " in " + Show(token));
+    }
+  }
+  if ((token.size() - start) % 2 != 0) {
+    return Fail(msg, "odd number of hex digits in " + Show(token));
+  }
+  for (size_t i = start; i < token.size(); i += 2) {
+    out->push_back(static_cast<uint8_t>(DigitValue(token[i]) * 16 + DigitValue(token[i + 1])));
+  }
+  return true;
+}
+
+bool DecodeFill(const std::string& token, std::vector<uint8_t>* out, std::string* msg) {
+  const size_t start = std::strlen("fill:");
+  const size_t star = token.find('*', start);
+  if (star == std::string::npos) {
+    return Fail(msg, "bad fill " + Show(token) + " (expected fill:BYTE*COUNT)");
+  }
+  uint64_t byte = 0;
+  uint64_t count = 0;
+  if (!ParseNumber(token.substr(start, star - start), 8, &byte, msg)) return false;
+  if (!ParseNumber(token.substr(star + 1), 64, &count, msg)) return false;
+  if (count > kMaxFillBytes) {
+    return Fail(msg, "fill count " + Dec(count) + " exceeds " + Dec(kMaxFillBytes));
+  }
+  out->assign(count, static_cast<uint8_t>(byte));
+  return true;
+}
+
+bool IsDataToken(const std::string& token) {
+  return StartsWith(token, "\"") || StartsWith(token, "hex:") || StartsWith(token, "fill:");
+}
+
+bool ParseData(const std::string& token, std::vector<uint8_t>* out, std::string* msg) {
+  out->clear();
+  if (StartsWith(token, "\"")) return DecodeString(token, out, msg);
+  if (StartsWith(token, "hex:")) return DecodeHex(token, out, msg);
+  if (StartsWith(token, "fill:")) return DecodeFill(token, out, msg);
+  return Fail(msg, "bad data " + Show(token) + " (expected \"TEXT\", hex:HEX or fill:BYTE*COUNT)");
+}
+
+// Bytes FormatData writes as a quoted string: printable ASCII, \n, \t, \r.
+bool IsStringByte(uint8_t c) {
+  return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t' || c == '\r';
+}
+
+std::string FormatData(const std::vector<uint8_t>& data) {
+  bool uniform = std::all_of(data.begin(), data.end(), [&](uint8_t c) { return c == data[0]; });
+  if (data.size() >= 8 && uniform) return "fill:" + Hex(data[0]) + "*" + Dec(data.size());
+  if (std::all_of(data.begin(), data.end(), IsStringByte)) {
+    std::string out = "\"";
+    for (uint8_t c : data) {
+      if (c == '\n') out += "\\n";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\\' || c == '"') out += std::string("\\") + static_cast<char>(c);
+      else out += static_cast<char>(c);
+    }
+    return out + "\"";
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out = "hex:";
+  for (uint8_t c : data) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xf];
+  }
+  return out;
+}
+
+// --- Tokens ---
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+bool IsArrowAt(const std::string& line, size_t i) {
+  return line[i] == '-' && i + 1 < line.size() && line[i + 1] == '>';
+}
+
+std::string UnexpectedByte(unsigned char c) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x", c);
+  return buf;
+}
+
+// Cuts one line (no newline) into words, "->" and whole quoted strings, up to
+// a '#' outside a string. Outside strings only printable ASCII is allowed.
+bool Tokenize(const std::string& line, std::vector<std::string>* tokens, std::string* msg) {
+  size_t i = 0;
+  while (i < line.size()) {
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    if (IsSpace(line[i])) { ++i; continue; }
+    if (c == '#') break;
+    if (IsArrowAt(line, i)) { tokens->push_back("->"); i += 2; continue; }
+    if (c < 0x21 || c > 0x7e) return Fail(msg, UnexpectedByte(c));
+    size_t j = i + 1;
+    if (c == '"') {
+      while (j < line.size() && line[j] != '"') j += line[j] == '\\' ? 2 : 1;
+      if (j >= line.size()) return Fail(msg, "unterminated string");
+      ++j;
+      if (j < line.size() && !IsSpace(line[j]) && line[j] != '#' && !IsArrowAt(line, j)) {
+        return Fail(msg, "expected a space after the string, got " + Show(line.substr(j, 1)));
+      }
+    } else {
+      while (j < line.size() && !IsSpace(line[j]) && line[j] != '#' && !IsArrowAt(line, j)) {
+        unsigned char d = static_cast<unsigned char>(line[j]);
+        if (d < 0x21 || d > 0x7e) return Fail(msg, UnexpectedByte(d));
+        if (d == '"') {
+          return Fail(msg, "unexpected '\"' after " + Show(line.substr(i, j - i)));
+        }
+        ++j;
+      }
+    }
+    tokens->push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return true;
+}
+
+// --- Lines ---
+
+bool ParseArg(Arg arg, const std::string& token, Op* op, std::string* msg) {
+  switch (arg) {
+    case Arg::kPid: return ParseNumber(token, 64, &op->pid, msg);
+    case Arg::kAddr: return ParseNumber(token, 64, &op->addr, msg);
+    case Arg::kLen: return ParseNumber(token, 64, &op->len, msg);
+    case Arg::kNewLen: return ParseNumber(token, 64, &op->new_len, msg);
+    case Arg::kNewAddr: return ParseNumber(token, 64, &op->new_addr, msg);
+    case Arg::kNpages: return ParseNumber(token, 64, &op->len, msg);
+    case Arg::kPin: return ParseNumber(token, 64, &op->pin, msg);
+    case Arg::kProt: return ParseBits(token, kProtNames, "protection", &op->prot, msg);
+    case Arg::kMmapFlags: return ParseBits(token, kMmapNames, "mmap flag", &op->flags, msg);
+    case Arg::kMremapFlags:
+      return ParseBits(token, kMremapNames, "mremap flag", &op->flags, msg);
+    case Arg::kData: return ParseData(token, &op->data, msg);
+    case Arg::kDontneed:
+      if (token == "dontneed" || token == "MADV_DONTNEED") return true;
+      return Fail(msg, "unknown advice " + Show(token) + " (expected dontneed)");
+  }
+  return Fail(msg, "internal: unhandled argument kind");
+}
+
+std::string ArityMessage(const OpSpec& spec, size_t got) {
+  const size_t n = spec.args.size();
+  std::string expected;
+  if (n == 0) expected = "no arguments";
+  else if (spec.optional > 0) expected = Dec(n - spec.optional) + " or " + Dec(n) + " arguments";
+  else expected = Dec(n) + (n == 1 ? " argument" : " arguments");
+  std::string sig = n == 0 ? "" : std::string(" (") + spec.signature + ")";
+  return "expected " + expected + " for " + spec.name + sig + ", got " + Dec(got);
+}
+
+// args: the tokens after the keyword, before any "->".
+bool ParseArgs(const OpSpec& spec, std::vector<std::string> args, Op* op, std::string* msg) {
+  const size_t n = spec.args.size();
+  if (args.size() < n - spec.optional || (args.size() > n && !spec.variadic)) {
+    return Fail(msg, ArityMessage(spec, args.size()));
+  }
+  while (args.size() > n) {  // "private fixed" is "private|fixed"
+    args[args.size() - 2] += "|" + args.back();
+    args.pop_back();
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!ParseArg(spec.args[i], args[i], op, msg)) return false;
+  }
+  if (op->kind == OpKind::kMremap && (op->flags & kMremapFixed) != 0 && args.size() < n) {
+    return Fail(msg, "mremap with fixed needs NEW_ADDR");
+  }
+  return true;
+}
+
+const char* ReturnsPhrase(Returns r) {
+  switch (r) {
+    case Returns::kNothing: return "returns no value: expected ok or an errno";
+    case Returns::kPid: return "returns a pid: expected ok, an errno or a number";
+    case Returns::kAddr: return "returns an address: expected ok, an errno or a number";
+    case Returns::kPinId: return "returns a pin id: expected ok, an errno or a number";
+    case Returns::kBytes: return "returns bytes: expected ok, an errno or bytes";
+  }
+  return "";
+}
+
+bool ParseResult(const OpSpec& spec, const std::string& token, Expect* e, std::string* msg) {
+  const bool is_value = spec.returns == Returns::kPid || spec.returns == Returns::kAddr ||
+                        spec.returns == Returns::kPinId;
+  const bool is_number = DigitValue(token[0]) >= 0 && DigitValue(token[0]) < 10;
+  if (token == "ok" || ParseErrno(token.c_str(), &e->err)) return true;
+  if ((is_number && !is_value) || (IsDataToken(token) && spec.returns != Returns::kBytes)) {
+    return Fail(msg, std::string(spec.name) + " " + ReturnsPhrase(spec.returns) + ", got " +
+                         Show(token));
+  }
+  if (is_number) {
+    uint64_t v = 0;
+    if (!ParseNumber(token, 64, &v, msg)) return false;
+    e->value = v;
+    return true;
+  }
+  if (IsDataToken(token)) {
+    std::vector<uint8_t> data;
+    if (!ParseData(token, &data, msg)) return false;
+    e->data = std::move(data);
+    return true;
+  }
+  return Fail(msg, "unknown result " + Show(token) +
+                       " (expected ok, an errno such as kFault or EFAULT, a number or bytes)");
+}
+
+// Sets *has_op when the line holds an operation (not blank, not a comment).
+bool ParseLine(const std::string& line, Op* op, bool* has_op, std::string* msg) {
+  std::vector<std::string> tokens;
+  if (!Tokenize(line, &tokens, msg)) return false;
+  *has_op = !tokens.empty();
+  if (tokens.empty()) return true;
+  if (tokens[0] == "->") return Fail(msg, "expected an operation before '->'");
+  const OpSpec* spec = FindSpec(tokens[0]);
+  if (spec == nullptr) return Fail(msg, "unknown operation " + Show(tokens[0]));
+  op->kind = spec->kind;
+  auto arrow = std::find(tokens.begin(), tokens.end(), "->");
+  if (!ParseArgs(*spec, std::vector<std::string>(tokens.begin() + 1, arrow), op, msg)) {
+    return false;
+  }
+  if (arrow == tokens.end()) return true;
+  if (arrow + 1 == tokens.end()) return Fail(msg, "expected a result after '->'");
+  if (arrow + 2 != tokens.end()) {
+    return Fail(msg, "unexpected " + Show(arrow[2]) + " after the result");
+  }
+  op->expect.emplace();
+  return ParseResult(*spec, arrow[1], &*op->expect, msg);
+}
+
+std::string FormatArg(Arg arg, const Op& op) {
+  switch (arg) {
+    case Arg::kPid: return Dec(op.pid);
+    case Arg::kAddr: return Hex(op.addr);
+    case Arg::kLen: return Hex(op.len);
+    case Arg::kNewLen: return Hex(op.new_len);
+    case Arg::kNewAddr: return Hex(op.new_addr);
+    case Arg::kNpages: return Dec(op.len);
+    case Arg::kPin: return Dec(op.pin);
+    case Arg::kProt: return FormatProt(op.prot);
+    case Arg::kMmapFlags: return FormatBits(op.flags, kMmapNames);
+    case Arg::kMremapFlags: return FormatBits(op.flags, kMremapNames);
+    case Arg::kData: return FormatData(op.data);
+    case Arg::kDontneed: return "dontneed";
+  }
+  return "?";
+}
+
+std::string FormatBody(const Op& op) {
+  const OpSpec* spec = SpecOf(op.kind);
+  if (spec == nullptr) return OpName(op.kind);
+  std::string out = spec->name;
+  for (Arg arg : spec->args) {
+    bool fixed = (op.flags & kMremapFixed) != 0;
+    if (arg == Arg::kNewAddr && !fixed && op.new_addr == 0) continue;
+    out += " " + FormatArg(arg, op);
+  }
+  return out;
+}
+
+// "" when the op has no expectation.
+std::string FormatResult(const Op& op) {
+  const OpSpec* spec = SpecOf(op.kind);
+  if (!op.expect.has_value() || spec == nullptr) return "";
+  const Expect& e = *op.expect;
+  if (e.err != Errno::kOk) return ErrnoName(e.err);
+  switch (spec->returns) {
+    case Returns::kNothing: return "ok";
+    case Returns::kPid:
+    case Returns::kPinId: return e.value ? Dec(*e.value) : "ok";
+    case Returns::kAddr: return e.value ? Hex(*e.value) : "ok";
+    case Returns::kBytes: return e.data ? FormatData(*e.data) : "ok";
+  }
+  return "ok";
+}
+
+}  // namespace
+
+bool ParseTrace(const std::string& text, const std::string& filename, std::vector<Op>* ops,
+                std::string* error) {
+  std::vector<Op> parsed;
+  size_t lineno = 0;
+  for (size_t pos = 0; pos <= text.size();) {
+    size_t end = std::min(text.find('\n', pos), text.size());
+    std::string line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ++lineno;
+    Op op;
+    op.line = static_cast<int>(std::min<size_t>(lineno, INT_MAX));
+    bool has_op = false;
+    std::string msg;
+    if (!ParseLine(line, &op, &has_op, &msg)) {
+      if (error != nullptr) *error = filename + ":" + Dec(lineno) + ": " + msg;
+      return false;
+    }
+    if (has_op) parsed.push_back(std::move(op));
+    pos = end + 1;
+  }
+  if (ops != nullptr) *ops = std::move(parsed);
+  return true;
+}
+
+bool ParseTraceFile(const std::string& path, std::vector<Op>* ops, std::string* error) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string text;
+  ssize_t n = fd < 0 ? -1 : 0;
+  char buf[65536];
+  while (fd >= 0 && (n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  int saved = errno;
+  if (fd >= 0) close(fd);
+  if (n < 0) {
+    if (error != nullptr) *error = path + ": cannot read: " + std::strerror(saved);
+    return false;
+  }
+  return ParseTrace(text, path, ops, error);
+}
+
+std::string FormatOp(const Op& op) {
+  std::string result = FormatResult(op);
+  return FormatBody(op) + (result.empty() ? "" : " -> " + result);
+}
+
+std::string FormatTrace(const std::vector<Op>& ops, const std::string& header_comment) {
+  std::string out;
+  for (size_t pos = 0; pos < header_comment.size();) {
+    size_t end = std::min(header_comment.find('\n', pos), header_comment.size());
+    std::string line = header_comment.substr(pos, end - pos);
+    out += line.empty() ? "#\n" : "# " + line + "\n";
+    pos = end + 1;
+  }
+  constexpr size_t kMaxColumn = 48;  // arrows align up to here; longer bodies push theirs
+  size_t column = 0;
+  for (const Op& op : ops) {
+    if (op.expect.has_value()) column = std::max(column, FormatBody(op).size());
+  }
+  column = std::min(column, kMaxColumn);
+  for (const Op& op : ops) {
+    std::string body = FormatBody(op);
+    std::string result = FormatResult(op);
+    if (!result.empty()) body += std::string(column > body.size() ? column - body.size() : 0, ' ');
+    out += body + (result.empty() ? "" : " -> " + result) + "\n";
+  }
+  return out;
+}
+
+std::string OpName(OpKind kind) {
+  const OpSpec* spec = SpecOf(kind);
+  return spec != nullptr ? spec->name : "unknown-op-" + Dec(static_cast<uint64_t>(kind));
+}
+
+Expect ExpectFromResult(OpKind kind, const OpResult& result) {
+  Expect e;
+  e.err = result.err;
+  const OpSpec* spec = SpecOf(kind);
+  if (result.err != Errno::kOk || spec == nullptr) return e;
+  if (spec->returns == Returns::kBytes) e.data = result.data;
+  if (spec->returns == Returns::kPid || spec->returns == Returns::kAddr ||
+      spec->returns == Returns::kPinId) {
+    e.value = result.value;
+  }
+  return e;
+}
+
+}  // namespace hmm::props

@@ -1,0 +1,690 @@
+// File: props/trace_test.cc
+//
+// The trace language: every line kind, every error message with its line
+// number, canonical formatting, Parse(Format(op)) == op over random ops, no
+// crash on hostile bytes, and the scenario corpus (scenarios/*.hmm must parse;
+// scenarios/malformed/*.hmm must fail with the error named in their first line).
+
+#include "props/trace.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace hmm::props {
+namespace {
+
+bool SameExpect(const std::optional<Expect>& a, const std::optional<Expect>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a.has_value()) return true;
+  return a->err == b->err && a->value == b->value && a->data == b->data;
+}
+
+// Every field but `line`.
+bool SameOp(const Op& a, const Op& b) {
+  return a.kind == b.kind && a.pid == b.pid && a.addr == b.addr && a.len == b.len &&
+         a.new_len == b.new_len && a.new_addr == b.new_addr && a.prot == b.prot &&
+         a.flags == b.flags && a.pin == b.pin && a.data == b.data &&
+         SameExpect(a.expect, b.expect);
+}
+
+// Parses one text that must be well formed.
+std::vector<Op> MustParse(const std::string& text) {
+  std::vector<Op> ops;
+  std::string error;
+  EXPECT_TRUE(ParseTrace(text, "t.hmm", &ops, &error)) << error << "\nin: " << text;
+  return ops;
+}
+
+Op MustParseOne(const std::string& text) {
+  std::vector<Op> ops = MustParse(text);
+  EXPECT_EQ(ops.size(), 1u) << text;
+  return ops.empty() ? Op{} : ops[0];
+}
+
+// The error for a text that must be malformed ("" if it parsed).
+std::string ErrorOf(const std::string& text) {
+  std::vector<Op> ops;
+  std::string error;
+  if (ParseTrace(text, "t.hmm", &ops, &error)) return "";
+  return error;
+}
+
+std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+// --- Every line kind ---
+
+TEST(TraceParse, Process) {
+  Op op = MustParseOne("process");
+  EXPECT_EQ(op.kind, OpKind::kCreateProcess);
+  EXPECT_FALSE(op.expect.has_value());
+  EXPECT_EQ(op.line, 1);
+}
+
+TEST(TraceParse, Exit) {
+  Op op = MustParseOne("exit 3");
+  EXPECT_EQ(op.kind, OpKind::kExit);
+  EXPECT_EQ(op.pid, 3u);
+}
+
+TEST(TraceParse, MmapWithSpaceSeparatedFlags) {
+  Op op = MustParseOne("mmap 1 0x10000000 0x4000 rw private fixed");
+  EXPECT_EQ(op.kind, OpKind::kMmap);
+  EXPECT_EQ(op.pid, 1u);
+  EXPECT_EQ(op.addr, 0x10000000u);
+  EXPECT_EQ(op.len, 0x4000u);
+  EXPECT_EQ(op.prot, uint32_t{kProtRead | kProtWrite});
+  EXPECT_EQ(op.flags, uint32_t{kMapPrivate | kMapFixed});
+}
+
+TEST(TraceParse, MmapFlagSpellings) {
+  EXPECT_EQ(MustParseOne("mmap 1 0 1 r shared").flags, uint32_t{kMapShared});
+  EXPECT_EQ(MustParseOne("mmap 1 0 1 r private|fixed").flags, uint32_t{kMapPrivate | kMapFixed});
+  EXPECT_EQ(MustParseOne("mmap 1 0 1 r MAP_SHARED|MAP_FIXED").flags,
+            uint32_t{kMapShared | kMapFixed});
+  EXPECT_EQ(MustParseOne("mmap 1 0 1 r 0").flags, 0u);
+  EXPECT_EQ(MustParseOne("mmap 1 0 1 r private|0x100").flags, uint32_t{kMapPrivate | 0x100});
+}
+
+TEST(TraceParse, ProtSpellings) {
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 none").prot, uint32_t{kProtNone});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 r").prot, uint32_t{kProtRead});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 w").prot, uint32_t{kProtWrite});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 rw").prot, uint32_t{kProtRead | kProtWrite});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 PROT_READ|PROT_WRITE").prot,
+            uint32_t{kProtRead | kProtWrite});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 PROT_NONE").prot, uint32_t{kProtNone});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 r|0x4").prot, uint32_t{kProtRead | 0x4});
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 7").prot, 7u);
+}
+
+TEST(TraceParse, Munmap) {
+  Op op = MustParseOne("munmap 2 0x1000 8192");
+  EXPECT_EQ(op.kind, OpKind::kMunmap);
+  EXPECT_EQ(op.pid, 2u);
+  EXPECT_EQ(op.addr, 0x1000u);
+  EXPECT_EQ(op.len, 8192u);
+}
+
+TEST(TraceParse, Mprotect) {
+  Op op = MustParseOne("mprotect 1 0x10000000 0x1000 r");
+  EXPECT_EQ(op.kind, OpKind::kMprotect);
+  EXPECT_EQ(op.len, 0x1000u);
+  EXPECT_EQ(op.prot, uint32_t{kProtRead});
+}
+
+TEST(TraceParse, Madvise) {
+  Op op = MustParseOne("madvise 1 0x10000000 0x1000 dontneed");
+  EXPECT_EQ(op.kind, OpKind::kMadviseDontneed);
+  EXPECT_EQ(op.addr, 0x10000000u);
+  EXPECT_EQ(MustParseOne("madvise 1 0 1 MADV_DONTNEED").kind, OpKind::kMadviseDontneed);
+}
+
+TEST(TraceParse, Read) {
+  Op op = MustParseOne("read 1 0x10000010 5");
+  EXPECT_EQ(op.kind, OpKind::kRead);
+  EXPECT_EQ(op.addr, 0x10000010u);
+  EXPECT_EQ(op.len, 5u);
+}
+
+TEST(TraceParse, WriteString) {
+  Op op = MustParseOne(R"(write 1 0x10000010 "hello\n")");
+  EXPECT_EQ(op.kind, OpKind::kWrite);
+  EXPECT_EQ(op.data, Bytes("hello\n"));
+}
+
+TEST(TraceParse, WriteStringEscapes) {
+  Op op = MustParseOne(R"(write 1 0 "a\tb\r\0\\\"\x7f\xFF # not a comment -> no")");
+  std::string want = std::string("a\tb\r") + '\0' + "\\\"\x7f\xff # not a comment -> no";
+  EXPECT_EQ(op.data, Bytes(want));
+}
+
+TEST(TraceParse, WriteHexAndFill) {
+  EXPECT_EQ(MustParseOne("write 1 0 hex:68656C6c6f").data, Bytes("hello"));
+  EXPECT_EQ(MustParseOne("write 1 0 fill:0x41*100").data, std::vector<uint8_t>(100, 0x41));
+  EXPECT_EQ(MustParseOne("write 1 0 fill:0*3").data, std::vector<uint8_t>(3, 0));
+  EXPECT_TRUE(MustParseOne("write 1 0 \"\"").data.empty());
+  EXPECT_TRUE(MustParseOne("write 1 0 hex:").data.empty());
+}
+
+TEST(TraceParse, PinUnpinFork) {
+  Op pin = MustParseOne("pin 1 0x10000000 2");
+  EXPECT_EQ(pin.kind, OpKind::kPin);
+  EXPECT_EQ(pin.len, 2u);
+  Op unpin = MustParseOne("unpin 7");
+  EXPECT_EQ(unpin.kind, OpKind::kUnpin);
+  EXPECT_EQ(unpin.pin, 7u);
+  Op fork = MustParseOne("fork 1");
+  EXPECT_EQ(fork.kind, OpKind::kFork);
+  EXPECT_EQ(fork.pid, 1u);
+}
+
+TEST(TraceParse, Mremap) {
+  Op op = MustParseOne("mremap 1 0x10000000 0x2000 0x4000 maymove");
+  EXPECT_EQ(op.kind, OpKind::kMremap);
+  EXPECT_EQ(op.addr, 0x10000000u);
+  EXPECT_EQ(op.len, 0x2000u);
+  EXPECT_EQ(op.new_len, 0x4000u);
+  EXPECT_EQ(op.flags, uint32_t{kMremapMaymove});
+  EXPECT_EQ(op.new_addr, 0u);
+  Op fixed = MustParseOne("mremap 1 0x10000000 0x2000 0x2000 maymove|fixed 0x20000000");
+  EXPECT_EQ(fixed.flags, uint32_t{kMremapMaymove | kMremapFixed});
+  EXPECT_EQ(fixed.new_addr, 0x20000000u);
+  EXPECT_EQ(MustParseOne("mremap 1 0 1 1 0").flags, 0u);
+  EXPECT_EQ(MustParseOne("mremap 1 0 1 1 MREMAP_FIXED 0x1000").flags, uint32_t{kMremapFixed});
+}
+
+TEST(TraceParse, NumbersAtTheLimits) {
+  EXPECT_EQ(MustParseOne("exit 18446744073709551615").pid, UINT64_MAX);
+  EXPECT_EQ(MustParseOne("exit 0xffffffffffffffff").pid, UINT64_MAX);
+  EXPECT_EQ(MustParseOne("exit 0XFF").pid, 255u);
+  EXPECT_EQ(MustParseOne("exit 007").pid, 7u);
+  EXPECT_EQ(MustParseOne("mprotect 1 0 1 0xffffffff").prot, UINT32_MAX);
+}
+
+// --- Expectations ---
+
+TEST(TraceExpect, EachForm) {
+  Op ok = MustParseOne("munmap 1 0x1000 0x1000 -> ok");
+  ASSERT_TRUE(ok.expect.has_value());
+  EXPECT_EQ(ok.expect->err, Errno::kOk);
+  EXPECT_FALSE(ok.expect->value.has_value());
+  EXPECT_FALSE(ok.expect->data.has_value());
+
+  EXPECT_EQ(MustParseOne("munmap 1 1 1 -> kInval").expect->err, Errno::kInval);
+  EXPECT_EQ(MustParseOne("munmap 1 1 1 -> EINVAL").expect->err, Errno::kInval);
+  EXPECT_EQ(MustParseOne("read 1 0 1 -> EFAULT").expect->err, Errno::kFault);
+
+  Op value = MustParseOne("mmap 1 0 1 r private -> 0x10000000");
+  EXPECT_EQ(value.expect->err, Errno::kOk);
+  EXPECT_EQ(value.expect->value, std::optional<uint64_t>(0x10000000));
+  EXPECT_EQ(MustParseOne("process -> 1").expect->value, std::optional<uint64_t>(1));
+  EXPECT_EQ(MustParseOne("fork 1 -> 2").expect->value, std::optional<uint64_t>(2));
+  EXPECT_EQ(MustParseOne("pin 1 0 1 -> 3").expect->value, std::optional<uint64_t>(3));
+  EXPECT_FALSE(MustParseOne("process -> ok").expect->value.has_value());
+
+  Op bytes = MustParseOne(R"(read 1 0x10000010 5 -> "hello")");
+  EXPECT_EQ(bytes.expect->err, Errno::kOk);
+  EXPECT_EQ(bytes.expect->data, std::optional<std::vector<uint8_t>>(Bytes("hello")));
+  EXPECT_EQ(MustParseOne("read 1 0 2 -> hex:00ff").expect->data,
+            std::optional<std::vector<uint8_t>>(std::vector<uint8_t>{0x00, 0xff}));
+  EXPECT_EQ(MustParseOne("read 1 0 4 -> fill:0*4").expect->data,
+            std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(4, 0)));
+  EXPECT_FALSE(MustParseOne("read 1 0 4 -> ok").expect->data.has_value());
+}
+
+TEST(TraceExpect, ArrowNeedsNoSpaces) {
+  Op op = MustParseOne(R"(read 1 0 1->"x")");
+  EXPECT_EQ(op.len, 1u);
+  EXPECT_EQ(op.expect->data, std::optional<std::vector<uint8_t>>(Bytes("x")));
+  EXPECT_EQ(MustParseOne("exit 1->kSrch").expect->err, Errno::kSrch);
+}
+
+// --- Lines, comments, line endings ---
+
+TEST(TraceText, CommentsBlankLinesAndLineNumbers) {
+  std::vector<Op> ops = MustParse(
+      "# a scenario\n"
+      "\n"
+      "process -> 1   # the first pid\n"
+      "   \t  \n"
+      "  # indented comment\n"
+      "exit 1#no space needed\n");
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].line, 3);
+  EXPECT_EQ(ops[1].line, 6);
+  EXPECT_EQ(ops[1].pid, 1u);
+}
+
+TEST(TraceText, EmptyTextIsAnEmptyTrace) {
+  EXPECT_TRUE(MustParse("").empty());
+  EXPECT_TRUE(MustParse("\n\n# only comments\n").empty());
+}
+
+TEST(TraceText, CrlfLineEndings) {
+  std::vector<Op> ops = MustParse("process -> 1\r\n\r\nread 1 0 1 -> \"a\"\r\nexit 1\r\n");
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[1].line, 3);
+  EXPECT_EQ(ops[1].expect->data, std::optional<std::vector<uint8_t>>(Bytes("a")));
+  EXPECT_EQ(ops[2].pid, 1u);
+}
+
+TEST(TraceText, LastLineWithoutNewline) {
+  std::vector<Op> ops = MustParse("process\nexit 1");
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[1].line, 2);
+}
+
+TEST(TraceText, FailureLeavesOpsUnchanged) {
+  std::vector<Op> ops(3);
+  std::string error;
+  EXPECT_FALSE(ParseTrace("process\nbogus\n", "t.hmm", &ops, &error));
+  EXPECT_EQ(ops.size(), 3u);
+  EXPECT_FALSE(ParseTrace("bogus", "t.hmm", &ops, nullptr));  // error may be null
+}
+
+// --- Error messages ---
+
+struct ErrorCase {
+  std::string text;
+  std::string error;  // expected, whole
+};
+
+TEST(TraceErrors, EachMessageWithItsLine) {
+  const std::vector<ErrorCase> cases = {
+      {"mmapp 1", "t.hmm:1: unknown operation 'mmapp'"},
+      {"process\n\nmunmap 1 0x1000",
+       "t.hmm:3: expected 3 arguments for munmap (PID ADDR LEN), got 2"},
+      {"exit", "t.hmm:1: expected 1 argument for exit (PID), got 0"},
+      {"exit 1 2", "t.hmm:1: expected 1 argument for exit (PID), got 2"},
+      {"process 1", "t.hmm:1: expected no arguments for process, got 1"},
+      {"mmap 1 0 1 r", "t.hmm:1: expected 5 arguments for mmap (PID ADDR LEN PROT FLAGS), got 4"},
+      {"mremap 1 0 1", "t.hmm:1: expected 5 or 6 arguments for mremap "
+                       "(PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]), got 3"},
+      {"mremap 1 0 1 1 maymove 0 0", "t.hmm:1: expected 5 or 6 arguments for mremap "
+                                     "(PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]), got 7"},
+      {"exit 0x1g", "t.hmm:1: bad number '0x1g'"},
+      {"exit 0x", "t.hmm:1: bad number '0x'"},
+      {"exit 12ab", "t.hmm:1: bad number '12ab'"},
+      {"exit -1", "t.hmm:1: bad number '-1'"},
+      {"exit 99999999999999999999", "t.hmm:1: number '99999999999999999999' overflows 64 bits"},
+      {"exit 18446744073709551616", "t.hmm:1: number '18446744073709551616' overflows 64 bits"},
+      {"exit 0x10000000000000000", "t.hmm:1: number '0x10000000000000000' overflows 64 bits"},
+      {"mprotect 1 0 1 rx", "t.hmm:1: unknown protection 'rx'"},
+      {"mprotect 1 0 1 r|", "t.hmm:1: bad protection list 'r|'"},
+      {"mprotect 1 0 1 0x100000000", "t.hmm:1: number '0x100000000' overflows 32 bits"},
+      {"mmap 1 0 1 r privat", "t.hmm:1: unknown mmap flag 'privat'"},
+      {"mmap 1 0 1 r private fixd", "t.hmm:1: unknown mmap flag 'fixd'"},
+      {"mremap 1 0 1 1 grow", "t.hmm:1: unknown mremap flag 'grow'"},
+      {"mremap 1 0 1 1 maymove|fixed", "t.hmm:1: mremap with fixed needs NEW_ADDR"},
+      {"madvise 1 0 1 free", "t.hmm:1: unknown advice 'free' (expected dontneed)"},
+      {"write 1 0 \"abc", "t.hmm:1: unterminated string"},
+      {"write 1 0 \"abc\\\"", "t.hmm:1: unterminated string"},
+      {"write 1 0 \"a\\qb\"", "t.hmm:1: unknown escape '\\q' in string"},
+      {"write 1 0 \"a\\x4\"",
+       "t.hmm:1: bad escape in string '\"a\\x4\"' (\\x needs two hex digits)"},
+      {"write 1 0 \"a\x01\"", "t.hmm:1: control byte 0x01 in string (write it as \\x01)"},
+      {"write 1 0 \"ab\"cd", "t.hmm:1: expected a space after the string, got 'c'"},
+      {"exit ab\"c\"", "t.hmm:1: unexpected '\"' after 'ab'"},
+      {"write 1 0 hex:123", "t.hmm:1: odd number of hex digits in 'hex:123'"},
+      {"write 1 0 hex:1g", "t.hmm:1: bad hex digit 'g' in 'hex:1g'"},
+      {"write 1 0 fill:0x41", "t.hmm:1: bad fill 'fill:0x41' (expected fill:BYTE*COUNT)"},
+      {"write 1 0 fill:0x141*2", "t.hmm:1: number '0x141' overflows 8 bits"},
+      {"write 1 0 fill:0x41*", "t.hmm:1: bad number ''"},
+      {"write 1 0 fill:0*2000000", "t.hmm:1: fill count 2000000 exceeds 1048576"},
+      {"write 1 0 5",
+       "t.hmm:1: bad data '5' (expected \"TEXT\", hex:HEX or fill:BYTE*COUNT)"},
+      {"exit 1 ->", "t.hmm:1: expected a result after '->'"},
+      {"exit 1 -> ok ok", "t.hmm:1: unexpected 'ok' after the result"},
+      {"exit 1 -> kFoo", "t.hmm:1: unknown result 'kFoo' "
+                         "(expected ok, an errno such as kFault or EFAULT, a number or bytes)"},
+      {"munmap 1 0 1 -> 0x10",
+       "t.hmm:1: munmap returns no value: expected ok or an errno, got '0x10'"},
+      {"write 1 0 \"a\" -> \"a\"",
+       "t.hmm:1: write returns no value: expected ok or an errno, got '\"a\"'"},
+      {"mmap 1 0 1 r private -> \"x\"",
+       "t.hmm:1: mmap returns an address: expected ok, an errno or a number, got '\"x\"'"},
+      {"read 1 0 1 -> 5", "t.hmm:1: read returns bytes: expected ok, an errno or bytes, got '5'"},
+      {"read 1 0 1 -> hex:0", "t.hmm:1: odd number of hex digits in 'hex:0'"},
+      {"pin 1 0 1 -> 0x1g", "t.hmm:1: bad number '0x1g'"},
+      {"-> ok", "t.hmm:1: expected an operation before '->'"},
+      {std::string("exit 1\0", 7), "t.hmm:1: unexpected byte 0x00"},
+      {"exit\x01 1", "t.hmm:1: unexpected byte 0x01"},
+      {"exit \xc3\xa9", "t.hmm:1: unexpected byte 0xc3"},
+      {"exit 1\r2", "t.hmm:1: unexpected byte 0x0d"},
+  };
+  for (const ErrorCase& c : cases) {
+    EXPECT_EQ(ErrorOf(c.text), c.error) << "in: " << c.text;
+  }
+}
+
+TEST(TraceErrors, LongTokensAreCutInMessages) {
+  std::string error = ErrorOf("exit " + std::string(100000, '9'));
+  EXPECT_EQ(error, "t.hmm:1: number '" + std::string(60, '9') + "...' overflows 64 bits");
+}
+
+TEST(TraceErrors, NonPrintableBytesInMessagesAreEscaped) {
+  EXPECT_EQ(ErrorOf("write 1 0 \"\xff\" -> \"\xfe\" x"),
+            "t.hmm:1: unexpected 'x' after the result");
+  EXPECT_EQ(ErrorOf("exit 1 -> \"\xfe\""),
+            "t.hmm:1: exit returns no value: expected ok or an errno, got '\"\\xfe\"'");
+}
+
+// --- Files ---
+
+TEST(TraceFile, UnreadableFile) {
+  std::vector<Op> ops;
+  std::string error;
+  EXPECT_FALSE(ParseTraceFile("/nonexistent/x.hmm", &ops, &error));
+  EXPECT_EQ(error, "/nonexistent/x.hmm: cannot read: No such file or directory");
+  EXPECT_FALSE(ParseTraceFile("/", &ops, &error));
+  EXPECT_EQ(error, "/: cannot read: Is a directory");
+}
+
+TEST(TraceFile, ReadsAndNamesTheFile) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string path = std::string(tmp != nullptr ? tmp : "/tmp") + "/trace_test.hmm";
+  std::ofstream(path) << "process -> 1\nbogus 1\n";
+  std::vector<Op> ops;
+  std::string error;
+  EXPECT_FALSE(ParseTraceFile(path, &ops, &error));
+  EXPECT_EQ(error, path + ":2: unknown operation 'bogus'");
+  std::ofstream(path) << "process -> 1\n";
+  EXPECT_TRUE(ParseTraceFile(path, &ops, &error)) << error;
+  EXPECT_EQ(ops.size(), 1u);
+}
+
+// --- Formatting ---
+
+TEST(TraceFormat, CanonicalLines) {
+  const std::vector<std::string> canonical = {
+      "process -> 1",
+      "exit 2",
+      "mmap 1 0x10000000 0x4000 rw private|fixed -> 0x10000000",
+      "mmap 1 0x0 0x1000 none 0 -> kInval",
+      "mmap 1 0x0 0x1000 r|0x8 shared|0x100",
+      "munmap 1 0x10000000 0x1000 -> ok",
+      "mprotect 1 0x10000000 0x1000 0x4 -> kInval",
+      "madvise 1 0x10000000 0x1000 dontneed -> kNoMem",
+      "read 1 0x10000010 0x5 -> \"hello\"",
+      "read 1 0x10000000 0x1000 -> fill:0x0*4096",
+      "read 1 0x10000000 0x2 -> hex:00ff",
+      "read 1 0x10000000 0x2 -> kFault",
+      "write 1 0x10000010 \"say \\\"hi\\\"\\n\\t\\\\\"",
+      "write 1 0x10000010 fill:0x41*100 -> ok",
+      "write 1 0x10000010 hex:0001fe",
+      "write 1 0x10000010 \"\" -> kInval",
+      "pin 1 0x10000000 2 -> 1",
+      "unpin 1 -> kNoEnt",
+      "fork 1 -> 2",
+      "mremap 1 0x10000000 0x2000 0x4000 maymove -> 0x10002000",
+      "mremap 1 0x10000000 0x2000 0x2000 maymove|fixed 0x20000000 -> 0x20000000",
+      "mremap 1 0x10000000 0x2000 0x2000 0 -> ok",
+  };
+  for (const std::string& line : canonical) {
+    EXPECT_EQ(FormatOp(MustParseOne(line)), line);
+  }
+}
+
+TEST(TraceFormat, PrintsOnlyWhatTheKindReturns) {
+  Op op = MustParseOne("munmap 1 0x1000 0x1000");
+  op.expect = Expect{Errno::kOk, 0, std::vector<uint8_t>{1}};
+  EXPECT_EQ(FormatOp(op), "munmap 1 0x1000 0x1000 -> ok");
+  op.expect = Expect{Errno::kNoMem, 7, std::nullopt};
+  EXPECT_EQ(FormatOp(op), "munmap 1 0x1000 0x1000 -> kNoMem");
+}
+
+TEST(TraceFormat, ExpectFromResult) {
+  OpResult r;
+  r.value = 0x10000000;
+  r.data = {1, 2};
+  Expect mmap = ExpectFromResult(OpKind::kMmap, r);
+  EXPECT_EQ(mmap.value, std::optional<uint64_t>(0x10000000));
+  EXPECT_FALSE(mmap.data.has_value());
+  Expect read = ExpectFromResult(OpKind::kRead, r);
+  EXPECT_FALSE(read.value.has_value());
+  EXPECT_EQ(read.data, std::optional<std::vector<uint8_t>>(std::vector<uint8_t>{1, 2}));
+  Expect munmap = ExpectFromResult(OpKind::kMunmap, r);
+  EXPECT_FALSE(munmap.value.has_value());
+  EXPECT_FALSE(munmap.data.has_value());
+  r.err = Errno::kFault;
+  Expect fault = ExpectFromResult(OpKind::kRead, r);
+  EXPECT_EQ(fault.err, Errno::kFault);
+  EXPECT_FALSE(fault.data.has_value());
+}
+
+TEST(TraceFormat, TraceWithHeaderAndAlignedArrows) {
+  std::vector<Op> ops = MustParse(
+      "process -> 1\n"
+      "mmap 1 0 0x1000 rw private -> 0x10000000\n"
+      "exit 1\n");
+  EXPECT_EQ(FormatTrace(ops, "found by suite cpu\n\nseed 1"),
+            "# found by suite cpu\n"
+            "#\n"
+            "# seed 1\n"
+            "process" + std::string(21, ' ') + " -> 1\n" +
+            "mmap 1 0x0 0x1000 rw private -> 0x10000000\n"
+            "exit 1\n");
+  EXPECT_EQ(FormatTrace({}, ""), "");
+}
+
+TEST(TraceFormat, OpNames) {
+  EXPECT_EQ(OpName(OpKind::kCreateProcess), "process");
+  EXPECT_EQ(OpName(OpKind::kMadviseDontneed), "madvise");
+  EXPECT_EQ(OpName(OpKind::kMremap), "mremap");
+  EXPECT_EQ(OpName(OpKind::kRead), "read");
+  EXPECT_EQ(OpName(OpKind::kWrite), "write");
+}
+
+// --- Round trip: Parse(Format(op)) == op ---
+
+class RandomOps {
+ public:
+  explicit RandomOps(uint32_t seed) : rng_(seed) {}
+
+  Op Next() {
+    Op op;
+    op.kind = static_cast<OpKind>(Below(12));
+    op.pid = Number();
+    switch (op.kind) {
+      case OpKind::kCreateProcess: op.pid = 0; break;
+      case OpKind::kExit:
+      case OpKind::kFork: break;
+      case OpKind::kMmap:
+        Range(&op);
+        op.prot = Bits();
+        op.flags = Bits();
+        break;
+      case OpKind::kMunmap:
+      case OpKind::kMadviseDontneed:
+      case OpKind::kRead:
+      case OpKind::kPin: Range(&op); break;
+      case OpKind::kMprotect:
+        Range(&op);
+        op.prot = Bits();
+        break;
+      case OpKind::kWrite:
+        op.addr = Number();
+        op.data = Data();
+        break;
+      case OpKind::kUnpin:
+        op.pid = 0;
+        op.pin = Number();
+        break;
+      case OpKind::kMremap:
+        Range(&op);
+        op.new_len = Number();
+        op.flags = Bits();
+        if ((op.flags & kMremapFixed) != 0 || Below(2) == 0) op.new_addr = Number();
+        break;
+    }
+    if (Below(4) != 0) op.expect = ExpectFor(op.kind);
+    return op;
+  }
+
+ private:
+  uint64_t Below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
+
+  uint64_t Number() {
+    switch (Below(4)) {
+      case 0: return Below(16);
+      case 1: return kMmapBase + Below(64) * kPageSize;
+      case 2: return UINT64_MAX - Below(4);
+      default: return std::uniform_int_distribution<uint64_t>()(rng_);
+    }
+  }
+
+  uint32_t Bits() {
+    return Below(3) == 0 ? static_cast<uint32_t>(Number()) : static_cast<uint32_t>(Below(8));
+  }
+
+  void Range(Op* op) {
+    op->addr = Number();
+    op->len = Number();
+  }
+
+  std::vector<uint8_t> Data() {
+    size_t n = Below(3) == 0 ? Below(5000) : Below(40);
+    std::vector<uint8_t> data(n);
+    switch (Below(4)) {
+      case 0:  // printable, quotes and backslashes included
+        for (uint8_t& c : data) c = static_cast<uint8_t>(0x20 + Below(0x5f));
+        break;
+      case 1:  // text with \n \t \r
+        for (uint8_t& c : data) c = "ab\"\\\n\t\r #->"[Below(12)];
+        break;
+      case 2:  // uniform
+        std::fill(data.begin(), data.end(), static_cast<uint8_t>(Below(256)));
+        break;
+      default:  // any byte
+        for (uint8_t& c : data) c = static_cast<uint8_t>(Below(256));
+    }
+    return data;
+  }
+
+  Expect ExpectFor(OpKind kind) {
+    OpResult r;
+    r.err = Below(3) == 0 ? static_cast<Errno>(Below(12)) : Errno::kOk;
+    r.value = Number();
+    r.data = Data();
+    Expect e = ExpectFromResult(kind, r);
+    if (Below(5) == 0) {  // a bare "ok"
+      e.value.reset();
+      e.data.reset();
+    }
+    return e;
+  }
+
+  std::mt19937 rng_;
+};
+
+TEST(TraceRoundTrip, RandomOps) {
+  RandomOps gen(20240607);
+  std::vector<Op> ops;
+  for (int i = 0; i < 3000; ++i) ops.push_back(gen.Next());
+  for (const Op& op : ops) {
+    std::string line = FormatOp(op);
+    std::vector<Op> back;
+    std::string error;
+    ASSERT_TRUE(ParseTrace(line, "rt.hmm", &back, &error)) << error << "\nline: " << line;
+    ASSERT_EQ(back.size(), 1u) << line;
+    EXPECT_TRUE(SameOp(back[0], op)) << line << "\nreformatted: " << FormatOp(back[0]);
+  }
+  // And as a whole trace, header included.
+  std::vector<Op> back;
+  std::string error;
+  ASSERT_TRUE(ParseTrace(FormatTrace(ops, "header\nline two"), "rt.hmm", &back, &error)) << error;
+  ASSERT_EQ(back.size(), ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    EXPECT_TRUE(SameOp(back[i], ops[i])) << FormatOp(ops[i]);
+    EXPECT_EQ(back[i].line, static_cast<int>(i + 3));
+  }
+}
+
+// --- Hostile input: never a crash; whatever parses, reformats to itself ---
+
+TEST(TraceHostile, RandomTextNeverCrashesAndParsedTextRoundTrips) {
+  const std::vector<std::string> pieces = {
+      "process", "exit", "mmap", "munmap", "mprotect", "madvise", "read", "write", "pin",
+      "unpin", "fork", "mremap", " ", " ", " ", "\t", "\n", "\r\n", "\r", "#", "->", "-",
+      ">", "\"", "\\", "\\x", "hex:", "fill:", "*", "0x", "0", "1", "9", "f", "g",
+      "ffffffffffffffff", "99999999999999999999", "|", "r", "rw", "none", "private",
+      "shared", "fixed", "maymove", "dontneed", "ok", "kFault", "EINVAL", std::string(1, '\0'),
+      "\x01", "\x7f", "\xff", "\xc3\xa9", "=", "PROT_READ", "MAP_FIXED"};
+  std::mt19937 rng(7);
+  int parsed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string text;
+    size_t n = std::uniform_int_distribution<size_t>(0, 24)(rng);
+    for (size_t k = 0; k < n; ++k) {
+      text += pieces[std::uniform_int_distribution<size_t>(0, pieces.size() - 1)(rng)];
+    }
+    std::vector<Op> ops;
+    std::string error;
+    if (!ParseTrace(text, "h.hmm", &ops, &error)) {
+      EXPECT_EQ(error.rfind("h.hmm:", 0), 0u) << error;
+      continue;
+    }
+    ++parsed;
+    std::vector<Op> back;
+    ASSERT_TRUE(ParseTrace(FormatTrace(ops, ""), "h.hmm", &back, &error)) << error;
+    ASSERT_EQ(back.size(), ops.size());
+    for (size_t k = 0; k < ops.size(); ++k) EXPECT_TRUE(SameOp(back[k], ops[k]));
+  }
+  EXPECT_GT(parsed, 100);  // the generator reaches well-formed lines too
+}
+
+TEST(TraceHostile, HugeInputs) {
+  std::string many_lines;
+  for (int i = 0; i < 100000; ++i) many_lines += "read 1 0x10000000 0x10 -> fill:0x0*16\n";
+  EXPECT_EQ(MustParse(many_lines).size(), 100000u);
+  std::string long_string = "write 1 0 \"" + std::string(1 << 20, 'a') + "\"";
+  EXPECT_EQ(MustParseOne(long_string).data.size(), size_t{1} << 20);
+  EXPECT_EQ(ErrorOf(std::string(1 << 20, ' ') + "x"), "t.hmm:1: unknown operation 'x'");
+  EXPECT_EQ(ErrorOf("write 1 0 \"" + std::string(1 << 20, '\\')),
+            "t.hmm:1: unterminated string");
+}
+
+// --- The scenario corpus ---
+
+std::string RunfilesDir(const std::string& relative) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return std::string(srcdir != nullptr ? srcdir : ".") + "/hmmref/" + relative;
+}
+
+std::vector<std::string> HmmFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".hmm") files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string FirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+TEST(TraceScenarios, EveryScenarioParsesAndHasAnExpectationOnEachLine) {
+  std::vector<std::string> files = HmmFiles(RunfilesDir("scenarios"));
+  EXPECT_GE(files.size(), 12u);
+  for (const std::string& path : files) {
+    std::vector<Op> ops;
+    std::string error;
+    ASSERT_TRUE(ParseTraceFile(path, &ops, &error)) << error;
+    EXPECT_FALSE(ops.empty()) << path;
+    EXPECT_EQ(FirstLine(path).rfind("# ", 0), 0u) << path << " must open with a comment";
+    for (const Op& op : ops) {
+      EXPECT_TRUE(op.expect.has_value()) << path << ":" << op.line << ": no '-> RESULT'";
+    }
+  }
+}
+
+TEST(TraceScenarios, EveryMalformedFileFailsWithItsStatedError) {
+  std::vector<std::string> files = HmmFiles(RunfilesDir("scenarios/malformed"));
+  EXPECT_GE(files.size(), 8u);
+  const std::string kMarker = "# error: ";
+  for (const std::string& path : files) {
+    std::string first = FirstLine(path);
+    ASSERT_EQ(first.rfind(kMarker, 0), 0u) << path << " must open with '" << kMarker << "'";
+    std::string expected = path + ":" + first.substr(kMarker.size());
+    std::vector<Op> ops;
+    std::string error;
+    ASSERT_FALSE(ParseTraceFile(path, &ops, &error)) << path << " parsed";
+    EXPECT_EQ(error.rfind(expected, 0), 0u) << "got:      " << error << "\nexpected: " << expected;
+  }
+}
+
+}  // namespace
+}  // namespace hmm::props
