@@ -80,9 +80,11 @@ struct State {
   bool operator==(const State& o) const;
 };
 
-// Renames pages and objects in order of first use (processes by pid, PTEs by
-// vpn, then objects, then pins) and resets the id counters of pages and
-// objects, so two states that differ only in naming compare equal.
+// Renames pages and objects in order of first use (processes by pid; in each,
+// PTEs by vpn, then its shared VMAs' objects by start, an object's pages by
+// pgoff; then unreached objects; then pins) and resets next_page/next_object
+// to one past the last name, so two states that differ only in naming compare
+// equal. next_pid and next_pin are kept. See model/canonical.cc.
 State Canonicalize(const State& s);
 
 // Limits shared with impl (docs/model.md).
@@ -113,6 +115,11 @@ class Kernel {
   uint64_t ram_pages() const { return ram_pages_; }
 
  private:
+  // The fault path shared by CpuRead, CpuWrite and PinUserPages (fault.cc):
+  // faults vpn in for a read or a write. Returns kFault (no VMA, or the VMA
+  // forbids the access) or kNoMem (RAM full).
+  Errno FaultIn(Pid pid, Vpn vpn, bool write);
+
   State s_;
   uint64_t ram_pages_;
 };

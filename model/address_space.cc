@@ -1,0 +1,139 @@
+// File: model/address_space.cc
+
+#include "model/address_space.h"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+namespace hmm::model {
+
+bool IsLive(const State& s, Pid pid) { return s.procs.count(pid) != 0; }
+
+const Vma* FindVma(const Process& p, Vpn vpn) {
+  for (const auto& [start, vma] : p.vmas) {
+    if (vma.start <= vpn && vpn < vma.end) return &vma;
+  }
+  return nullptr;
+}
+
+bool RangeFree(const Process& p, Vpn start, Vpn end) {
+  if (end.value > kMaxVpn) return false;
+  for (const auto& [key, vma] : p.vmas) {
+    if (vma.start < end && start < vma.end) return false;
+  }
+  return true;
+}
+
+bool RangeCovered(const Process& p, Vpn start, Vpn end) {
+  // Loop invariant: [start, cursor) is covered.
+  Vpn cursor = start;
+  while (cursor < end) {
+    const Vma* vma = FindVma(p, cursor);
+    if (vma == nullptr) return false;
+    cursor = vma->end;
+  }
+  return true;
+}
+
+bool FirstFit(const Process& p, uint64_t npages, Vpn* start) {
+  // Loop invariant: no gap of npages starts in [kMmapBase, candidate).
+  uint64_t candidate = AddrToVpn(kMmapBase).value;
+  for (const auto& [key, vma] : p.vmas) {
+    if (vma.start.value >= candidate + npages) break;
+    candidate = std::max(candidate, vma.end.value);
+  }
+  if (candidate + npages > kMaxVpn) return false;
+  *start = Vpn(candidate);
+  return true;
+}
+
+void SplitVmaAt(Process& p, Vpn vpn) {
+  const Vma* found = FindVma(p, vpn);
+  if (found == nullptr || found->start == vpn) return;
+  Vma tail = *found;
+  p.vmas.at(found->start).end = vpn;
+  if (tail.shared) tail.pgoff += vpn.value - tail.start.value;
+  tail.start = vpn;
+  p.vmas.emplace(vpn, tail);
+}
+
+void ZapPtes(Process& p, Vpn start, Vpn end) {
+  p.ptes.erase(p.ptes.lower_bound(start), p.ptes.lower_bound(end));
+}
+
+void UnmapRange(State& s, Pid pid, Vpn start, Vpn end) {
+  Process& p = s.procs.at(pid);
+  SplitVmaAt(p, start);
+  SplitVmaAt(p, end);
+  p.vmas.erase(p.vmas.lower_bound(start), p.vmas.lower_bound(end));
+  ZapPtes(p, start, end);
+  ReleaseUnreferenced(s);
+}
+
+uint64_t CountPtes(const State& s, PageId page) {
+  uint64_t n = 0;
+  for (const auto& [pid, proc] : s.procs) {
+    for (const auto& [vpn, pte] : proc.ptes) {
+      if (!pte.zero && pte.page == page) ++n;
+    }
+  }
+  return n;
+}
+
+bool IsPinned(const State& s, PageId page) {
+  for (const auto& [pin, pages] : s.pins) {
+    if (std::count(pages.begin(), pages.end(), page) != 0) return true;
+  }
+  return false;
+}
+
+Result<PageId> AllocPage(State& s, uint64_t ram_pages, const Page& contents) {
+  // Is RAM full?
+  if (s.pages.size() >= ram_pages) return Errno::kNoMem;
+  const PageId id = s.next_page++;
+  s.pages.emplace(id, contents);
+  return id;
+}
+
+namespace {
+
+// Erases the objects that no VMA of any process maps.
+void ReleaseUnmappedObjects(State& s) {
+  std::set<ObjectId> mapped;
+  for (const auto& [pid, proc] : s.procs) {
+    for (const auto& [start, vma] : proc.vmas) {
+      if (vma.shared) mapped.insert(vma.object);
+    }
+  }
+  for (auto it = s.objects.begin(); it != s.objects.end();) {
+    it = mapped.count(it->first) != 0 ? std::next(it) : s.objects.erase(it);
+  }
+}
+
+// The pages some PTE, object or pin refers to.
+std::set<PageId> ReferencedPages(const State& s) {
+  std::set<PageId> used;
+  for (const auto& [pid, proc] : s.procs) {
+    for (const auto& [vpn, pte] : proc.ptes) {
+      if (!pte.zero) used.insert(pte.page);
+    }
+  }
+  for (const auto& [id, obj] : s.objects) {
+    for (const auto& [pgoff, page] : obj.pages) used.insert(page);
+  }
+  for (const auto& [pin, pages] : s.pins) used.insert(pages.begin(), pages.end());
+  return used;
+}
+
+}  // namespace
+
+void ReleaseUnreferenced(State& s) {
+  ReleaseUnmappedObjects(s);
+  const std::set<PageId> used = ReferencedPages(s);
+  for (auto it = s.pages.begin(); it != s.pages.end();) {
+    it = used.count(it->first) != 0 ? std::next(it) : s.pages.erase(it);
+  }
+}
+
+}  // namespace hmm::model

@@ -1,0 +1,80 @@
+// File: model/address_space.h
+//
+// The helpers that model::Kernel's operations share: page arithmetic, VMA
+// lookup and splitting, the first-fit search, unmapping a range, and page
+// lifetime (allocation against ram_pages, release of whatever nothing refers
+// to any more). Private to //model:kernel. Each helper is a few lines over
+// std::map, so that the operations read like the kernel functions they mirror.
+
+#ifndef HMMREF_MODEL_ADDRESS_SPACE_H_
+#define HMMREF_MODEL_ADDRESS_SPACE_H_
+
+#include <cstdint>
+
+#include "model/kernel.h"
+#include "model/types.h"
+
+namespace hmm::model {
+
+// x rounded up to a whole page; wraps to 0 past 2^64, as PAGE_ALIGN does.
+constexpr uint64_t PageAlign(uint64_t x) { return (x + kPageSize - 1) & kPageMask; }
+
+// a + b as a mathematical integer, saturated at UINT64_MAX (never wraps).
+constexpr uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+// The vpn `n` pages after `vpn`.
+constexpr Vpn VpnAdd(Vpn vpn, uint64_t n) { return Vpn(vpn.value + n); }
+
+// Whether the process `pid` is live.
+bool IsLive(const State& s, Pid pid);
+
+// The VMA containing vpn, or null.
+// Mirrors: mm/mmap.c vma_lookup().
+const Vma* FindVma(const Process& p, Vpn vpn);
+
+// Whether [start, end) ends at or below kMaxVpn and no VMA intersects it.
+bool RangeFree(const Process& p, Vpn start, Vpn end);
+
+// Whether every page of [start, end) lies in some VMA.
+bool RangeCovered(const Process& p, Vpn start, Vpn end);
+
+// Sets *start to the lowest vpn at or above kMmapBase that begins a free gap
+// of npages below kMaxVpn; returns false when there is none.
+// Mirrors: mm/mmap.c unmapped_area() (bottom-up; docs/model.md "Mmap").
+bool FirstFit(const Process& p, uint64_t npages, Vpn* start);
+
+// Splits the VMA that strictly contains vpn (start < vpn < end) in two at vpn;
+// a shared VMA's second half maps the object further on. No-op otherwise.
+// Mirrors: mm/mmap.c split_vma().
+void SplitVmaAt(Process& p, Vpn vpn);
+
+// Removes the VMAs and PTEs of [start, end) in `pid`, splitting VMAs at the
+// edges, then releases what nothing refers to any more.
+// Mirrors: mm/mmap.c do_vmi_munmap().
+void UnmapRange(State& s, Pid pid, Vpn start, Vpn end);
+
+// Removes every PTE of [start, end). Releases nothing: the caller does.
+// Mirrors: mm/memory.c zap_page_range_single().
+void ZapPtes(Process& p, Vpn start, Vpn end);
+
+// How many PTEs, over all processes, map `page` (the zero page never counts).
+uint64_t CountPtes(const State& s, PageId page);
+
+// Whether some pin holds `page`.
+bool IsPinned(const State& s, PageId page);
+
+// A new page holding `contents`, or kNoMem when ram_pages pages exist already.
+// Mirrors: mm/page_alloc.c __alloc_pages() failing as VM_FAULT_OOM.
+Result<PageId> AllocPage(State& s, uint64_t ram_pages, const Page& contents);
+
+// Frees every shared object that no VMA maps, then every page that no PTE,
+// object or pin refers to. Called after each step that drops a reference,
+// so a page dies the moment its last reference goes.
+// Mirrors: mm/mmap.c remove_vma() (fput of the shmem file), mm/swap.c folio_put().
+void ReleaseUnreferenced(State& s);
+
+}  // namespace hmm::model
+
+#endif  // HMMREF_MODEL_ADDRESS_SPACE_H_

@@ -1,0 +1,131 @@
+// File: model/canonical.cc
+//
+// Value semantics of the state: page contents, equality, and Canonicalize(),
+// which renames page and object ids so that two states equal up to naming
+// become equal. The order of first use is:
+//   1. processes by pid ascending; in each, the PTEs' pages by vpn ascending,
+//      then the objects of its shared VMAs by start ascending (naming an
+//      object names its pages at once, by pgoff ascending);
+//   2. objects no VMA reached, by old id (only a broken state has them);
+//   3. pins by id, each pin's pages in order;
+//   4. pages nothing reached, by old id (only a broken state has them).
+// Ids are decided by structure alone (the old ids only order the unreached
+// leftovers), so equal-up-to-renaming states canonicalize identically.
+
+#include <cassert>
+#include <map>
+#include <vector>
+
+#include "model/kernel.h"
+
+namespace hmm::model {
+
+uint8_t Page::At(uint64_t offset) const {
+  assert(offset < kPageSize);
+  auto it = bytes.find(static_cast<uint16_t>(offset));
+  return it == bytes.end() ? 0 : it->second;
+}
+
+void Page::Set(uint64_t offset, uint8_t value) {
+  assert(offset < kPageSize);
+  // Only non-zero bytes are stored, so equal contents compare equal.
+  if (value == 0) {
+    bytes.erase(static_cast<uint16_t>(offset));
+  } else {
+    bytes[static_cast<uint16_t>(offset)] = value;
+  }
+}
+
+bool Vma::operator==(const Vma& o) const {
+  return start == o.start && end == o.end && prot == o.prot && shared == o.shared &&
+         object == o.object && pgoff == o.pgoff;
+}
+
+bool Pte::operator==(const Pte& o) const {
+  return zero == o.zero && page == o.page && write == o.write;
+}
+
+bool State::operator==(const State& o) const {
+  return procs == o.procs && pages == o.pages && objects == o.objects && pins == o.pins &&
+         next_pid == o.next_pid && next_pin == o.next_pin && next_page == o.next_page &&
+         next_object == o.next_object;
+}
+
+namespace {
+
+// New ids, 1, 2, 3, ..., handed out in order of first use.
+struct Renaming {
+  std::map<PageId, PageId> pages;
+  std::map<ObjectId, ObjectId> objects;
+
+  void NamePage(PageId old) {
+    const PageId next = pages.size() + 1;
+    pages.emplace(old, next);  // no-op when already named
+  }
+
+  // Names the object and then its pages (by pgoff).
+  void NameObject(const State& s, ObjectId old) {
+    const ObjectId next = objects.size() + 1;
+    if (!objects.emplace(old, next).second) return;
+    auto it = s.objects.find(old);
+    if (it == s.objects.end()) return;
+    for (const auto& [pgoff, page] : it->second.pages) NamePage(page);
+  }
+};
+
+// Steps 1-4 of the file comment.
+Renaming NameInOrderOfFirstUse(const State& s) {
+  Renaming r;
+  for (const auto& [pid, proc] : s.procs) {
+    for (const auto& [vpn, pte] : proc.ptes) {
+      if (!pte.zero) r.NamePage(pte.page);
+    }
+    for (const auto& [start, vma] : proc.vmas) {
+      if (vma.shared) r.NameObject(s, vma.object);
+    }
+  }
+  for (const auto& [id, obj] : s.objects) r.NameObject(s, id);
+  for (const auto& [pin, pages] : s.pins) {
+    for (PageId page : pages) r.NamePage(page);
+  }
+  for (const auto& [id, page] : s.pages) r.NamePage(id);
+  return r;
+}
+
+// The process with its PTEs' pages and its VMAs' objects renamed.
+Process RenameProcess(const Process& proc, const Renaming& r) {
+  Process out;
+  for (auto [start, vma] : proc.vmas) {
+    if (vma.shared) vma.object = r.objects.at(vma.object);
+    out.vmas.emplace(start, vma);
+  }
+  for (auto [vpn, pte] : proc.ptes) {
+    if (!pte.zero) pte.page = r.pages.at(pte.page);
+    out.ptes.emplace(vpn, pte);
+  }
+  return out;
+}
+
+}  // namespace
+
+State Canonicalize(const State& s) {
+  const Renaming r = NameInOrderOfFirstUse(s);
+  State out;
+  for (const auto& [pid, proc] : s.procs) out.procs.emplace(pid, RenameProcess(proc, r));
+  for (const auto& [id, page] : s.pages) out.pages.emplace(r.pages.at(id), page);
+  for (const auto& [id, obj] : s.objects) {
+    SharedObject& renamed = out.objects[r.objects.at(id)];
+    for (const auto& [pgoff, page] : obj.pages) renamed.pages.emplace(pgoff, r.pages.at(page));
+  }
+  for (const auto& [pin, pages] : s.pins) {
+    std::vector<PageId>& renamed = out.pins[pin];
+    for (PageId page : pages) renamed.push_back(r.pages.at(page));
+  }
+  out.next_pid = s.next_pid;
+  out.next_pin = s.next_pin;
+  out.next_page = r.pages.size() + 1;
+  out.next_object = r.objects.size() + 1;
+  return out;
+}
+
+}  // namespace hmm::model

@@ -1,0 +1,176 @@
+// File: model/fault.cc
+//
+// The fault path and its three users: CPU loads (CpuRead), CPU stores
+// (CpuWrite) and long-term pins (PinUserPages). Each walks its range page by
+// page in address order and faults each page in before touching it; a
+// failure leaves the pages before it faulted in (and, for a store, written),
+// as copy_to_user() returning a short count does.
+
+#include <utility>
+#include <vector>
+
+#include "model/address_space.h"
+#include "model/kernel.h"
+
+namespace hmm::model {
+namespace {
+
+enum class Access { kRead, kWrite };
+
+// Whether the VMA allows the access: write needs kProtWrite; read needs
+// kProtRead or kProtWrite (on x86 a writable page is readable).
+bool VmaAllows(const Vma& vma, Access access) {
+  if (access == Access::kWrite) return (vma.prot & kProtWrite) != 0;
+  return (vma.prot & (kProtRead | kProtWrite)) != 0;
+}
+
+// Maps at vpn the shared object's page for it, allocated zeroed on first use.
+// Mirrors: mm/shmem.c shmem_fault(), shmem_get_folio_gfp().
+Errno MapShmemPage(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn, bool write) {
+  SharedObject& obj = s.objects.at(vma.object);
+  const uint64_t pgoff = vma.pgoff + (vpn.value - vma.start.value);
+  if (obj.pages.count(pgoff) == 0) {
+    Result<PageId> page = AllocPage(s, ram_pages, Page{});
+    if (!page.ok()) return page.err;
+    obj.pages[pgoff] = page.value;
+  }
+  p.ptes[vpn] = Pte{false, obj.pages.at(pgoff), write};
+  return Errno::kOk;
+}
+
+// A read fault: a missing PTE of a private VMA maps the zero page; of a
+// shared VMA, the object's page, writable iff the VMA is.
+// Mirrors: mm/memory.c do_anonymous_page() (zero page), do_read_fault().
+Errno ReadFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn) {
+  // Is a PTE present already?
+  if (p.ptes.count(vpn) != 0) return Errno::kOk;
+  // Is the VMA shared?
+  if (vma.shared) return MapShmemPage(s, ram_pages, p, vma, vpn, (vma.prot & kProtWrite) != 0);
+  p.ptes[vpn] = Pte{true, 0, false};
+  return Errno::kOk;
+}
+
+// Replaces a read-only private PTE's page by a writable copy of it (the zero
+// page copies as an all-zero page). The old page keeps its other references.
+// Mirrors: mm/memory.c wp_page_copy().
+Errno WpPageCopy(State& s, uint64_t ram_pages, Pte& pte) {
+  const Page contents = pte.zero ? Page{} : s.pages.at(pte.page);
+  Result<PageId> copy = AllocPage(s, ram_pages, contents);
+  if (!copy.ok()) return copy.err;
+  pte = Pte{false, copy.value, true};
+  return Errno::kOk;
+}
+
+// A write fault: afterwards the PTE at vpn is writable and maps a page this
+// process may write (exclusive when private).
+// Mirrors: mm/memory.c do_anonymous_page(), do_shared_fault(), do_wp_page().
+Errno WriteFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn) {
+  auto it = p.ptes.find(vpn);
+  // Is there no PTE yet? A new page (private) or the object's page (shared).
+  if (it == p.ptes.end() && vma.shared) return MapShmemPage(s, ram_pages, p, vma, vpn, true);
+  if (it == p.ptes.end()) {
+    Result<PageId> page = AllocPage(s, ram_pages, Page{});
+    if (!page.ok()) return page.err;
+    p.ptes[vpn] = Pte{false, page.value, true};
+    return Errno::kOk;
+  }
+  Pte& pte = it->second;
+  // Is the PTE writable already?
+  if (pte.write) return Errno::kOk;
+  // Is the VMA shared? The page is the object's: made writable (wp_page_shared()).
+  if (vma.shared) {
+    pte.write = true;
+    return Errno::kOk;
+  }
+  // Is it the zero page, or a page some other PTE maps? Copy it (COW break).
+  if (pte.zero || CountPtes(s, pte.page) > 1) return WpPageCopy(s, ram_pages, pte);
+  // Only this PTE maps it: reuse it (wp_page_reuse()).
+  pte.write = true;
+  return Errno::kOk;
+}
+
+}  // namespace
+
+// REQUIRES: pid is live.
+// Mirrors: mm/memory.c handle_mm_fault(), as called from a user access fault.
+Errno Kernel::FaultIn(Pid pid, Vpn vpn, bool write) {
+  Process& p = s_.procs.at(pid);
+  const Vma* vma = FindVma(p, vpn);
+  const Access access = write ? Access::kWrite : Access::kRead;
+  // Is the address inside a VMA?
+  if (vma == nullptr) return Errno::kFault;
+  // Does the VMA allow the access?
+  if (!VmaAllows(*vma, access)) return Errno::kFault;
+  if (write) return WriteFault(s_, ram_pages_, p, *vma, vpn);
+  return ReadFault(s_, ram_pages_, p, *vma, vpn);
+}
+
+// Mirrors: a user load through mm/memory.c handle_mm_fault() (copy_to_user()).
+Result<std::vector<uint8_t>> Kernel::CpuRead(Pid pid, uint64_t addr, uint64_t len) {
+  // Is the pid a live process?
+  if (!IsLive(s_, pid)) return Errno::kSrch;
+  // Is the length within 1..kMaxAccess?
+  if (len == 0 || len > kMaxAccess) return Errno::kInval;
+  // Does the range end at or below kTaskSize?
+  if (addr > kTaskSize - len) return Errno::kFault;
+  // Loop invariant: out holds [addr, addr + i); their pages are faulted in.
+  std::vector<uint8_t> out;
+  for (uint64_t i = 0; i < len; ++i) {
+    const uint64_t a = addr + i;
+    if (i == 0 || a % kPageSize == 0) {
+      const Errno err = FaultIn(pid, AddrToVpn(a), /*write=*/false);
+      if (err != Errno::kOk) return err;
+    }
+    const Pte& pte = s_.procs.at(pid).ptes.at(AddrToVpn(a));
+    out.push_back(pte.zero ? 0 : s_.pages.at(pte.page).At(a % kPageSize));
+  }
+  return out;
+}
+
+// Mirrors: a user store through mm/memory.c handle_mm_fault() (copy_from_user()).
+Errno Kernel::CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes) {
+  // Is the pid a live process?
+  if (!IsLive(s_, pid)) return Errno::kSrch;
+  // Is the length within 1..kMaxAccess?
+  if (bytes.empty() || bytes.size() > kMaxAccess) return Errno::kInval;
+  // Does the range end at or below kTaskSize?
+  if (addr > kTaskSize - bytes.size()) return Errno::kFault;
+  // Loop invariant: [addr, addr + i) is written; its pages are faulted in.
+  for (uint64_t i = 0; i < bytes.size(); ++i) {
+    const uint64_t a = addr + i;
+    if (i == 0 || a % kPageSize == 0) {
+      const Errno err = FaultIn(pid, AddrToVpn(a), /*write=*/true);
+      if (err != Errno::kOk) return err;
+    }
+    const Pte& pte = s_.procs.at(pid).ptes.at(AddrToVpn(a));
+    s_.pages.at(pte.page).Set(a % kPageSize, bytes[i]);
+  }
+  return Errno::kOk;
+}
+
+// Mirrors: mm/gup.c pin_user_pages() with FOLL_WRITE | FOLL_LONGTERM
+// (__get_user_pages() faulting each page with FAULT_FLAG_WRITE).
+Result<PinId> Kernel::PinUserPages(Pid pid, uint64_t addr, uint64_t npages) {
+  // Is the pid a live process?
+  if (!IsLive(s_, pid)) return Errno::kSrch;
+  // Is addr page-aligned?
+  if (!PageAligned(addr)) return Errno::kInval;
+  // Is npages within 1..kMaxPinPages?
+  if (npages == 0 || npages > kMaxPinPages) return Errno::kInval;
+  // Does the range end at or below kTaskSize?
+  if (addr > kTaskSize - npages * kPageSize) return Errno::kFault;
+  // Loop invariant: pages[i] is the page now mapped, writable, at page i.
+  // On failure the pins taken so far are dropped: the pages stay mapped.
+  std::vector<PageId> pages;
+  for (uint64_t i = 0; i < npages; ++i) {
+    const Vpn vpn = VpnAdd(AddrToVpn(addr), i);
+    const Errno err = FaultIn(pid, vpn, /*write=*/true);
+    if (err != Errno::kOk) return err;
+    pages.push_back(s_.procs.at(pid).ptes.at(vpn).page);
+  }
+  const PinId pin(s_.next_pin++);
+  s_.pins[pin] = std::move(pages);
+  return pin;
+}
+
+}  // namespace hmm::model

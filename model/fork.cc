@@ -1,0 +1,64 @@
+// File: model/fork.cc
+//
+// fork: the child gets every VMA; private PTEs are shared copy-on-write, except
+// pinned pages, which the child gets as its own copy; shared VMAs' PTEs are
+// left for the child to fault in.
+
+#include "model/address_space.h"
+#include "model/kernel.h"
+
+namespace hmm::model {
+namespace {
+
+// Gives the child the parent's PTE at vpn of a private VMA.
+// Returns: kNoMem when a pinned page's copy finds RAM full.
+// Mirrors: mm/memory.c copy_present_pte(), copy_present_page().
+Errno CopyPresentPte(State& s, uint64_t ram_pages, Process& parent, Process& child, Vpn vpn,
+                     const Vma& vma) {
+  Pte& pte = parent.ptes.at(vpn);
+  // Is it the zero page? Copied as is.
+  if (pte.zero) {
+    child.ptes[vpn] = pte;
+    return Errno::kOk;
+  }
+  // Is the page pinned? The child gets a copy (page_needs_cow_for_dma()); the
+  // parent keeps its PTE, so the pin keeps seeing the parent's writes.
+  if (IsPinned(s, pte.page)) {
+    Result<PageId> copy = AllocPage(s, ram_pages, s.pages.at(pte.page));
+    if (!copy.ok()) return copy.err;
+    child.ptes[vpn] = Pte{false, copy.value, (vma.prot & kProtWrite) != 0};
+    return Errno::kOk;
+  }
+  // Otherwise both map it read-only: the first write breaks the COW.
+  pte.write = false;
+  child.ptes[vpn] = pte;
+  return Errno::kOk;
+}
+
+}  // namespace
+
+// Mirrors: kernel/fork.c copy_process(), dup_mmap(); mm/memory.c copy_page_range().
+Result<Pid> Kernel::Fork(Pid pid) {
+  // Is the pid a live process?
+  if (!IsLive(s_, pid)) return Errno::kSrch;
+  // Is there room for one more live process?
+  if (s_.procs.size() >= kMaxProcesses) return Errno::kAgain;
+  // Work on a copy and commit at the end: on kNoMem the child never existed
+  // and the parent is unchanged (copy_process() unwinds dup_mmap()).
+  State next = s_;
+  const Pid child_pid(next.next_pid++);
+  Process& parent = next.procs.at(pid);
+  Process& child = next.procs[child_pid];
+  child.vmas = parent.vmas;
+  for (const auto& [vpn, pte] : s_.procs.at(pid).ptes) {
+    const Vma& vma = *FindVma(parent, vpn);
+    // Is the VMA shared? Its PTEs are not copied (no anon_vma): the child faults.
+    if (vma.shared) continue;
+    const Errno err = CopyPresentPte(next, ram_pages_, parent, child, vpn, vma);
+    if (err != Errno::kOk) return err;
+  }
+  s_ = std::move(next);
+  return child_pid;
+}
+
+}  // namespace hmm::model

@@ -1,0 +1,76 @@
+// File: model/invariants.h
+//
+// The named invariants of the model state, Inv<Subject><Property>, one
+// property each. Every model::Kernel operation preserves all of them; props/
+// checks them after every step and solver/ names its lemmas after them.
+//
+// Each invariant returns its violations, one line each, naming the pid, vpn,
+// page or object and both values that disagree ("pid 1 vpn 0x10000 page 3:
+// pte.write=1 vma.prot=r"); an empty vector means it holds.
+// CheckAllInvariants() prefixes each line with the invariant's name.
+
+#ifndef HMMREF_MODEL_INVARIANTS_H_
+#define HMMREF_MODEL_INVARIANTS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/kernel.h"
+
+namespace hmm::model {
+
+using Violations = std::vector<std::string>;
+
+// Each process's VMAs are keyed by their start, non-empty, end at or below
+// kMaxVpn and pairwise disjoint.
+Violations InvVmaSortedDisjoint(const State& s);
+// A shared VMA maps an existing object; a private VMA has object 0, pgoff 0.
+Violations InvVmaObjectExists(const State& s);
+// Every PTE lies inside a VMA of its process.
+Violations InvPteInsideVma(const State& s);
+// A writable PTE lies in a VMA with kProtWrite.
+Violations InvPteWriteImpliesVmaWrite(const State& s);
+// A zero-page PTE is never writable and names no page (page 0).
+Violations InvZeroPageNeverWritable(const State& s);
+// A private page mapped by two or more PTEs is writable through none of them.
+Violations InvCowSharedPageReadOnly(const State& s);
+// A PTE of a shared VMA maps the object's page at pgoff + offset, never the
+// zero page.
+Violations InvSharedPteMatchesObject(const State& s);
+// No page is both held by a shared object and mapped by a private VMA's PTE.
+Violations InvPrivateAndSharedPagesDisjoint(const State& s);
+// A page fills at most one slot (object, pgoff) over all shared objects.
+Violations InvObjectPageUnique(const State& s);
+// Every page in `pages` is referenced by a PTE, an object or a pin, and every
+// referenced page exists.
+Violations InvPageReachable(const State& s);
+// A pinned page is mapped by at most one PTE of a private VMA.
+Violations InvPinnedPrivatePageExclusive(const State& s);
+// Each pin holds between 1 and kMaxPinPages pages.
+Violations InvPinWithinLimit(const State& s);
+// Every shared object is mapped by some VMA: objects with no VMA do not exist.
+Violations InvObjectMapped(const State& s);
+// At most ram_pages pages exist (the zero page excluded).
+Violations InvRamWithinCapacity(const State& s, uint64_t ram_pages);
+// At most kMaxProcesses processes are live.
+Violations InvProcessCountWithinLimit(const State& s);
+// Every pid, pin, page and object id in use is non-zero and below its next_*
+// counter, so a new id never names an existing thing.
+Violations InvIdsBelowNext(const State& s);
+
+// One line per violation of any invariant: "InvName: detail".
+std::vector<std::string> CheckAllInvariants(const State& s, uint64_t ram_pages);
+
+struct InvariantInfo {
+  const char* name;       // "InvPteInsideVma"
+  const char* statement;  // one sentence
+  const char* source;     // the kernel file:function it comes from
+};
+
+// Every invariant above, in the order CheckAllInvariants checks them.
+const std::vector<InvariantInfo>& AllInvariants();
+
+}  // namespace hmm::model
+
+#endif  // HMMREF_MODEL_INVARIANTS_H_
