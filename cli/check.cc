@@ -1,0 +1,297 @@
+// File: cli/check.cc
+//
+// `hmmref check`, the main job: every property suite (props/suite.h) within
+// its budget, then every lemma (solver/lemma.h). A failing suite's minimized
+// counterexample is written as a replayable .hmm trace next to its
+// step-indexed report, with the two commands that reproduce it.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "props/runner.h"
+#include "props/suite.h"
+#include "props/trace.h"
+
+namespace hmm::cli {
+namespace {
+
+constexpr CommandHelp kHelp = {
+    "check",
+    "hmmref check [flags]",
+    "Runs every property suite (or one, with --suite): rapidcheck generates\n"
+    "random operation sequences, runs each on the model and on the optimized\n"
+    "implementation in lock step, and checks results, the abstraction function,\n"
+    "the representation invariant and every model invariant after every step.\n"
+    "A failing sequence is shrunk to a minimal one. Then proves every Z3 lemma.\n"
+    "\n"
+    "On a terminal, a progress line on stderr shows the suite, sequences done,\n"
+    "steps run and steps per second. Then a table per suite (sequences, steps,\n"
+    "steps/s, result) and per lemma (status, time), and a verdict line.\n"
+    "\n"
+    "A failing suite prints its minimized counterexample as a .hmm trace and\n"
+    "writes it to DIR/<suite>-seed<S>.hmm, with the step-indexed report of model\n"
+    "vs implementation in DIR/<suite>-seed<S>.txt, and prints the command that\n"
+    "replays it and the one that repeats the search. The same seed gives the\n"
+    "same sequences.\n",
+    "  hmmref check\n"
+    "  hmmref check --suite cpu --runs 2000 --max-steps 100\n"
+    "  hmmref check --seed random --quiet\n"
+    "  hmmref check --suite cpu --seed 7 --out /tmp/hmm\n",
+};
+
+struct CheckFlags {
+  std::string suite;  // empty: all
+  uint64_t runs = props::SuiteOptions().runs;
+  uint64_t max_steps = props::SuiteOptions().max_steps;
+  std::string seed = "1";  // digits or "random"
+  bool quiet = false;
+  bool list = false;
+  std::string out_dir = "hmmref-out";
+};
+
+void DeclareFlags(CheckFlags* f, Flags* flags) {
+  flags->String("suite", "NAME", &f->suite, "run only this suite (default: all; see --list)");
+  flags->Uint("runs", "N", &f->runs, 1, 100000000,
+              "random sequences per suite (default " + std::to_string(f->runs) + ")");
+  flags->Custom("seed", "S",
+                [f](const std::string& value, std::string* error) {
+                  uint64_t unused;
+                  if (value == "random" || ParseUint64(value, &unused)) {
+                    f->seed = value;
+                    return true;
+                  }
+                  *error = "--seed wants a whole number or 'random', got '" + value + "'";
+                  return false;
+                },
+                "seed of the random sequences, or 'random' for one from the clock (default 1)");
+  flags->Uint("max-steps", "K", &f->max_steps, 1, 100000,
+              "longest sequence, in steps (default " + std::to_string(f->max_steps) + ")");
+  flags->Bool("quiet", &f->quiet, "no progress line; print only failures and the verdict");
+  flags->String("out", "DIR", &f->out_dir,
+                "where counterexamples are written (default hmmref-out)");
+  flags->Bool("list", &f->list, "list the suites with what they cover; run nothing");
+}
+
+// Wraps `word` in single quotes unless it is made of shell-safe characters.
+std::string ShellQuote(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_./+-=:,@%") == std::string::npos) {
+    return word;
+  }
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+uint64_t ResolveSeed(const std::string& seed) {
+  uint64_t value = 0;
+  if (ParseUint64(seed, &value)) return value;
+  auto ticks = std::chrono::system_clock::now().time_since_epoch().count();
+  return static_cast<uint64_t>(ticks) % 1000000000;  // short enough to retype
+}
+
+std::string ProgressText(const std::string& suite, uint64_t runs, const props::SuiteProgress& p,
+                         std::chrono::steady_clock::time_point start) {
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string done = p.shrinking ? "shrinking (" + std::to_string(p.shrinks) + " shrinks)"
+                                 : std::to_string(p.sequences) + "/" + std::to_string(runs) +
+                                       " sequences";
+  return suite + ": " + done + ", " + std::to_string(p.steps) + " steps, " +
+         FormatRate(p.steps, seconds) + " steps/s";
+}
+
+props::SuiteResult RunOneSuite(const std::string& name, const CheckFlags& f, uint64_t seed,
+                               Io& io) {
+  ProgressLine progress(io.err, io.err_is_tty && !f.quiet);
+  auto start = std::chrono::steady_clock::now();
+  props::SuiteOptions options;
+  options.name = name;
+  options.runs = f.runs;
+  options.seed = seed;
+  options.max_steps = f.max_steps;
+  options.progress = [&](const props::SuiteProgress& p) {
+    progress.Update(ProgressText(name, f.runs, p, start));
+  };
+  progress.Update(name + ": starting", /*force=*/true);
+  return props::RunSuite(options);
+}
+
+// The trace as written: each step whose two sides agreed carries their result
+// as its "-> ..." expectation, so the file documents what the model returns.
+// Steps after the failing one (never run) stay as they are.
+std::vector<props::Op> WithExpectations(std::vector<props::Op> ops,
+                                        const props::RunReport& replay) {
+  for (const props::StepRecord& step : replay.steps) {
+    if (step.index == 0 || step.index > ops.size()) continue;
+    props::Op& op = ops[step.index - 1];
+    if (step.model == step.impl) op.expect = props::ExpectFromResult(op.kind, step.model);
+  }
+  return ops;
+}
+
+bool WriteFile(const std::filesystem::path& path, const std::string& text, Io& io) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  std::ofstream file(path);
+  file << text;
+  file.close();
+  if (!file) {
+    io.err << "hmmref: cannot write " << path.string()
+           << (ec ? ": " + ec.message() : std::string()) << "\n";
+  }
+  return static_cast<bool>(file);
+}
+
+// "1 suite", "7 lemmas".
+std::string Count(size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+// What the replay of a minimized trace shows, in one line.
+std::string FailureLine(const props::RunReport& replay) {
+  if (replay.ok) {
+    return "replaying this trace does not fail: the failure depended on more than the "
+           "trace; the search command repeats it";
+  }
+  return "fails at step " + std::to_string(replay.failing_step) + ": check '" + replay.check +
+         "'";
+}
+
+std::string CounterexampleHeader(const props::SuiteResult& r, const props::RunReport& replay,
+                                 const CheckFlags& f, uint64_t seed, const std::string& hmm) {
+  return "hmmref check counterexample (minimized by rapidcheck)\n"
+         "suite " + r.name + ", seed " + std::to_string(seed) + ", --runs " +
+         std::to_string(f.runs) + " --max-steps " + std::to_string(f.max_steps) + "\n" +
+         "original length " + Count(r.original_length, "step") + ", shrunk length " +
+         Count(r.counterexample.size(), "step") + " (" + Count(r.shrinks, "shrink") + ")\n" +
+         FailureLine(replay) + "\n" + "replay: " + ProgramName() + " run " + ShellQuote(hmm);
+}
+
+std::string SearchCommand(const std::string& suite, const CheckFlags& f, uint64_t seed) {
+  std::string command = ProgramName() + " check --suite " + suite + " --seed " +
+                        std::to_string(seed) + " --runs " + std::to_string(f.runs) +
+                        " --max-steps " + std::to_string(f.max_steps);
+  if (f.out_dir != CheckFlags().out_dir) command += " --out " + ShellQuote(f.out_dir);
+  return command;
+}
+
+// Prints the counterexample of a failed suite and writes its two files.
+void ReportCounterexample(const props::SuiteResult& r, const CheckFlags& f, uint64_t seed,
+                          Io& io) {
+  std::string stem = r.name + "-seed" + std::to_string(seed);
+  std::filesystem::path dir(f.out_dir);
+  std::string hmm = (dir / (stem + ".hmm")).string();
+  std::string txt = (dir / (stem + ".txt")).string();
+  props::RunReport replay = props::RunTrace(r.counterexample);
+  std::string trace = props::FormatTrace(WithExpectations(r.counterexample, replay),
+                                         CounterexampleHeader(r, replay, f, seed, hmm));
+  io.out << "\nCounterexample for suite " << r.name << " (seed " << seed << "): "
+         << Count(r.original_length, "step") << " shrunk to "
+         << Count(r.counterexample.size(), "step") << "\n\n"
+         << trace << "\n" << FailureLine(replay) << "\n";
+  for (const std::string& problem : replay.problems) io.out << "  " << problem << "\n";
+  std::string report = "Step-indexed report of " + hmm + " (suite " + r.name + ", seed " +
+                       std::to_string(seed) + "): model and impl after every step\n\n" +
+                       props::FormatReport(replay);
+  if (WriteFile(hmm, trace, io) && WriteFile(txt, report, io)) {
+    io.out << "\nwrote " << hmm << " and " << txt << " (step-indexed report)\n"
+           << "reproduce:    " << ProgramName() << " run " << ShellQuote(hmm) << "\n";
+  }
+  io.out << "search again: " << SearchCommand(r.name, f, seed) << "\n";
+}
+
+bool KnownSuite(const std::string& name, std::string* names) {
+  bool known = false;
+  for (const props::SuiteInfo& suite : props::Suites()) {
+    *names += (names->empty() ? "" : ", ") + suite.name;
+    known = known || suite.name == name;
+  }
+  return known;
+}
+
+// Runs the suites, prints their table and counterexamples. Returns the names
+// of the suites that failed.
+std::vector<std::string> RunSuites(const CheckFlags& f, uint64_t seed, Io& io) {
+  Table table({{"suite"},
+               {"sequences", Table::Align::kRight},
+               {"steps", Table::Align::kRight},
+               {"steps/s", Table::Align::kRight},
+               {"result"}});
+  std::vector<props::SuiteResult> failed;
+  for (const props::SuiteInfo& suite : props::Suites()) {
+    if (!f.suite.empty() && suite.name != f.suite) continue;
+    props::SuiteResult r = RunOneSuite(suite.name, f, seed, io);
+    if (!r.passed || !f.quiet) {
+      table.AddRow({r.name, std::to_string(r.sequences), std::to_string(r.steps),
+                    FormatRate(r.steps, r.seconds), r.passed ? "passed" : "FAILED"});
+    }
+    if (!r.passed) failed.push_back(std::move(r));
+  }
+  if (!table.empty()) io.out << table.Render();
+  std::vector<std::string> names;
+  for (const props::SuiteResult& r : failed) {
+    names.push_back(r.name);
+    if (!r.counterexample.empty()) {
+      ReportCounterexample(r, f, seed, io);
+    } else {
+      io.out << "\nsuite " << r.name << " failed without a counterexample"
+             << (r.failure.empty() ? "" : ":\n" + r.failure) << "\n";
+    }
+  }
+  return names;
+}
+
+std::string Verdict(const std::vector<std::string>& suites, size_t suites_run,
+                    const LemmaTally& lemmas) {
+  if (suites.empty() && lemmas.not_proved.empty()) {
+    return "hmmref check: ok (" + Count(suites_run, "suite") + " passed, " +
+           Count(lemmas.total, "lemma") + " proved)";
+  }
+  std::string what;
+  for (const std::string& s : suites) what += (what.empty() ? "" : ", ") + ("suite " + s);
+  for (const std::string& l : lemmas.not_proved) {
+    what += (what.empty() ? "" : ", ") + ("lemma " + l);
+  }
+  return "hmmref check: FAILED (" + what + ")";
+}
+
+}  // namespace
+
+int CheckCommand(const std::vector<std::string>& args, Io& io) {
+  CheckFlags f;
+  Flags flags;
+  DeclareFlags(&f, &flags);
+  int status = ParseOrExit(kHelp, flags, args, /*max_positional=*/0, io);
+  if (status >= 0) return status;
+  if (f.list) {
+    for (const props::SuiteInfo& suite : props::Suites()) {
+      io.out << suite.name << "\n  " << suite.description << "\n";
+    }
+    return kExitOk;
+  }
+  std::string names;
+  if (!f.suite.empty() && !KnownSuite(f.suite, &names)) {
+    return Usage("check", "unknown suite '" + f.suite + "' (suites: " + names + ")", io);
+  }
+  uint64_t seed = ResolveSeed(f.seed);
+  if (!f.quiet || f.seed == "random") {
+    io.out << "seed " << seed << (f.seed == "random" ? " (random)" : "") << ", " << f.runs
+           << " sequences per suite, up to " << f.max_steps << " steps each\n\n";
+  }
+  std::vector<std::string> failed = RunSuites(f, seed, io);
+  if (!f.quiet) io.out << "\n";
+  LemmaTally lemmas = ProveLemmas("", f.quiet, io);
+  size_t suites_run = f.suite.empty() ? props::Suites().size() : 1;
+  bool ok = failed.empty() && lemmas.not_proved.empty();
+  io.out << (f.quiet && ok ? "" : "\n") << Verdict(failed, suites_run, lemmas) << "\n";
+  return ok ? kExitOk : kExitFailed;
+}
+
+}  // namespace hmm::cli

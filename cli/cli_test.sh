@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# File: cli/cli_test.sh
+#
+# Runs the built hmmref program for its interface contract (cli/commands.h):
+# usage errors are exactly one line on stderr and exit 2; help exits 0; a
+# malformed .hmm file is reported as FILE:LINE: message and exits 2.
+#
+# Usage: cli_test.sh HMMREF MALFORMED.hmm...   (Bazel passes both; cli/BUILD)
+set -uo pipefail
+
+hmmref=$1
+shift
+tmp=${TEST_TMPDIR:-$(mktemp -d)}
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# run_case NAME ARGS...: runs hmmref; leaves the status in $status, the
+# output in $tmp/out and $tmp/err.
+run_case() {
+  "$hmmref" "$@" >"$tmp/out" 2>"$tmp/err"
+  status=$?
+}
+
+# expect_usage_error PATTERN ARGS...: exit 2, exactly one stderr line that
+# matches the extended regex PATTERN, nothing on stdout.
+expect_usage_error() {
+  local pattern=$1
+  shift
+  run_case "$@"
+  local lines
+  lines=$(wc -l <"$tmp/err")
+  [[ $status -eq 2 ]] || fail "hmmref $*: exit $status, want 2"
+  [[ $lines -eq 1 ]] || fail "hmmref $*: $lines stderr lines, want 1: $(cat "$tmp/err")"
+  grep -Eq "$pattern" "$tmp/err" || fail "hmmref $*: stderr '$(cat "$tmp/err")' !~ /$pattern/"
+  [[ ! -s $tmp/out ]] || fail "hmmref $*: wrote to stdout: $(head -3 "$tmp/out")"
+}
+
+# expect_help PATTERN ARGS...: exit 0, stdout matches PATTERN, stderr empty.
+expect_help() {
+  local pattern=$1
+  shift
+  run_case "$@"
+  [[ $status -eq 0 ]] || fail "hmmref $*: exit $status, want 0"
+  grep -Eq "$pattern" "$tmp/out" || fail "hmmref $*: stdout !~ /$pattern/"
+  [[ ! -s $tmp/err ]] || fail "hmmref $*: wrote to stderr: $(cat "$tmp/err")"
+}
+
+see() { echo "; see 'hmmref $1--help'\$"; }
+
+# --- help and version ---
+expect_help 'Usage: hmmref <command>' --help
+expect_help 'Usage: hmmref <command>' -h
+expect_help 'Usage: hmmref <command>' help
+expect_help '^hmmref [0-9]+\.[0-9]+\.[0-9]+$' --version
+for cmd in check run prove; do
+  expect_help "Usage: hmmref $cmd" "$cmd" --help
+  expect_help "Usage: hmmref $cmd" "$cmd" -h
+  expect_help "Usage: hmmref $cmd" help "$cmd"
+  expect_help 'Exit status:' "$cmd" --help
+  expect_help 'Examples:' "$cmd" --help
+done
+# Help wins over a bad flag given with it.
+expect_help 'Usage: hmmref check' check --runs abc --help
+
+# --- usage errors: one line, exit 2 ---
+expect_usage_error "^hmmref: no command given.*$(see '')" 
+expect_usage_error "^hmmref: unknown command 'frobnicate'$(see '')" frobnicate
+expect_usage_error "^hmmref: unknown flag '--bogus'$(see '')" --bogus
+expect_usage_error "^hmmref: unknown command 'nope'$(see '')" help nope
+expect_usage_error "^hmmref: unknown flag '--bogus'$(see 'check ')" check --bogus
+expect_usage_error "did you mean '--runs'\?" check --rnus 3
+expect_usage_error "^hmmref: --runs needs a value \(N\)$(see 'check ')" check --runs
+expect_usage_error "^hmmref: --runs wants a whole number, got 'abc'$(see 'check ')" check --runs abc
+expect_usage_error "^hmmref: --runs must be at least 1, got '0'$(see 'check ')" check --runs 0
+expect_usage_error "^hmmref: --seed wants a whole number or 'random', got '-1'" check --seed -1
+expect_usage_error "^hmmref: --max-steps wants a whole number" check --max-steps=1.5
+expect_usage_error "^hmmref: --quiet takes no value" check --quiet=yes
+expect_usage_error "^hmmref: unexpected argument 'extra'$(see 'check ')" check extra
+expect_usage_error "^hmmref: unknown suite 'nosuch' \(suites: [a-z]" check --suite nosuch
+expect_usage_error "^hmmref: run needs at least one FILE$(see 'run ')" run
+expect_usage_error "^hmmref: unknown flag '--bogus'$(see 'run ')" run --bogus x.hmm
+expect_usage_error "^hmmref: unknown lemma 'NoSuchLemma' \(lemmas: [A-Za-z]" prove --lemma NoSuchLemma
+expect_usage_error "^hmmref: unexpected argument 'x'$(see 'prove ')" prove x
+
+# --- input errors: FILE:LINE (or FILE: cannot read) and exit 2 ---
+expect_usage_error "^$tmp/missing.hmm: cannot read" run "$tmp/missing.hmm"
+malformed=0
+for file in "$@"; do
+  [[ -n $file ]] || continue
+  malformed=$((malformed + 1))
+  expect_usage_error "^${file//./\\.}:[0-9]+: ." run "$file"
+done
+# Every file is parsed before any runs, and every bad one is named.
+if [[ $# -gt 0 && -n $1 ]]; then
+  run_case run "$1" "$tmp/missing.hmm"
+  [[ $status -eq 2 && $(wc -l <"$tmp/err") -eq 2 && ! -s $tmp/out ]] ||
+    fail "hmmref run BAD MISSING: exit $status, stderr: $(cat "$tmp/err")"
+fi
+echo "checked $malformed malformed scenarios"
+
+# --- the lists ---
+expect_help '^[a-z]+$' check --list
+expect_help '^[A-Za-z]+$' prove --list
+
+if [[ $failures -gt 0 ]]; then
+  echo "$failures failures" >&2
+  exit 1
+fi
+echo "all passed"
