@@ -9,6 +9,16 @@
 // The read-only introspection at the bottom exists for props/abstract.cc
 // (the abstraction function) and the report; it takes the same locks as the
 // operations and returns plain values.
+//
+// Thread safety
+//   Every method may be called from any thread at any time. Operations take
+//   kernel-like locks (impl/kernel_state.h gives the order): a process's
+//   mmap_lock (read for faults, CpuRead/CpuWrite and pins; write for the VMA
+//   operations, fork and exit), its page-table lock, page locks, shmem object
+//   locks and the zone lock. RepInvariant() and MetadataBytesPerMappedPage()
+//   wait until no operation is in flight (stop_machine()), so they see one
+//   consistent state; the other introspection calls are each consistent on
+//   their own, and consistent with each other when no operation runs.
 
 #ifndef HMMREF_IMPL_KERNEL_H_
 #define HMMREF_IMPL_KERNEL_H_

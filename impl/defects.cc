@@ -1,0 +1,41 @@
+// File: impl/defects.cc
+
+#include "impl/defects.h"
+
+#include <atomic>
+
+namespace hmm::impl {
+
+const char* DefectName(Defect d) {
+  switch (d) {
+    case Defect::kNone:
+      return "kNone";
+    case Defect::kCowNotBroken:
+      return "kCowNotBroken";
+    case Defect::kZeroPageWrittenInPlace:
+      return "kZeroPageWrittenInPlace";
+    case Defect::kMunmapLeaksRef:
+      return "kMunmapLeaksRef";
+    case Defect::kMprotectKeepsWrite:
+      return "kMprotectKeepsWrite";
+    case Defect::kForkCopiesSharedPtes:
+      return "kForkCopiesSharedPtes";
+  }
+  return "kUnknownDefect";
+}
+
+#ifdef HMMREF_SEEDED_DEFECTS
+namespace {
+// Process-wide, as a test sets it before it builds a Kernel. Relaxed: tests
+// set it between runs, never while operations are in flight.
+std::atomic<Defect> g_active_defect{Defect::kNone};
+}  // namespace
+
+void SetSeededDefect(Defect d) { g_active_defect.store(d, std::memory_order_relaxed); }
+
+bool DefectActive(Defect d) {
+  return d != Defect::kNone && g_active_defect.load(std::memory_order_relaxed) == d;
+}
+#endif  // HMMREF_SEEDED_DEFECTS
+
+}  // namespace hmm::impl

@@ -1,0 +1,154 @@
+// File: impl/fork.cc
+//
+// Fork: the child gets a copy of every VMA; private pages are shared
+// copy-on-write, pinned ones copied (mm/memory.c page_needs_cow_for_dma()).
+
+#include <cassert>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+#include <vector>
+
+#include "impl/defects.h"
+#include "impl/kernel.h"
+#include "impl/kernel_state.h"
+
+namespace hmm::impl {
+namespace {
+
+// Mirrors: include/linux/mm.h folio_maybe_dma_pinned() as
+// folio_needs_cow_for_dma() uses it: an anonymous page with more references
+// than mappings may be pinned. (The kernel compares against
+// GUP_PIN_COUNTING_BIAS; hmmref counts a pin as one reference.) Exact when
+// no other operation is in flight; a concurrent access's short-lived
+// reference can make it say yes wrongly, and the child then gets a copy with
+// the same bytes where it could have shared the page, as in the kernel.
+bool PageMaybeDmaPinned(const PageArray& pages, uint64_t pfn) {
+  const Page& page = pages.page(pfn);
+  return page.refcount.load(std::memory_order_acquire) >
+         page.mapcount.load(std::memory_order_acquire);
+}
+
+// The child's copies of pinned pages: which PTEs get one, decided once, and
+// the pages, allocated before anything changes so that kNoMem leaves parent
+// and child exactly as they were.
+struct PinnedCopies {
+  std::vector<uint64_t> vpns;   // ascending: the order DupVma meets them in
+  size_t next = 0;              // vpns[0, next) are copied
+  std::vector<uint64_t> pages;  // one per entry of vpns not yet copied
+};
+
+// Mirrors: mm/memory.c copy_present_pte()'s page_needs_cow_for_dma() test,
+// taken for every private PTE before the copy. REQUIRES: parent's ptl.
+std::vector<uint64_t> PinnedVpns(const KernelState& ks, const Process& parent) {
+  std::vector<uint64_t> vpns;
+  for (const auto& [start, vma] : parent.vmas) {
+    if (vma.shared) continue;
+    parent.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [&](uint64_t vpn, pte_t e) {
+      uint64_t pfn = PtePfn(e);
+      if (!ks.pages.IsZero(pfn) && PageMaybeDmaPinned(ks.pages, pfn)) vpns.push_back(vpn);
+    });
+  }
+  return vpns;
+}
+
+// Mirrors: mm/memory.c copy_present_page(): the child's own copy of a pinned
+// page, writable if the VMA is; the parent's PTE is untouched.
+pte_t CopyPinnedPage(KernelState& ks, const Vma& vma, uint64_t pfn, uint64_t copy) {
+  ks.pages.LockPage(pfn);
+  std::memcpy(ks.pages.data(copy), ks.pages.data(pfn), kPageSize);
+  ks.pages.UnlockPage(pfn);
+  // The allocation's reference becomes the child PTE's; +1 mapcount for it.
+  ks.pages.page(copy).mapcount.store(1, std::memory_order_relaxed);
+  bool write = vma.prot & kProtWrite;
+  return MakePresentPte(copy, write, write, true, false);
+}
+
+// Mirrors: mm/memory.c copy_present_pte(): the child's entry for the
+// parent's *src at vpn. REQUIRES: both ptls.
+pte_t CopyPresentPte(KernelState& ks, const Vma& vma, uint64_t vpn, pte_t* src,
+                     PinnedCopies* copies) {
+  uint64_t pfn = PtePfn(*src);
+  // Is it the zero page? (vm_normal_page() == NULL: copied as is, uncounted)
+  if (ks.pages.IsZero(pfn)) return *src;
+  // Was it pinned when PinnedVpns looked? (Decided once, so the pages
+  // allocated up front always suffice.)
+  if (copies->next < copies->vpns.size() && copies->vpns[copies->next] == vpn) {
+    ++copies->next;
+    uint64_t copy = copies->pages.back();
+    copies->pages.pop_back();
+    return CopyPinnedPage(ks, vma, pfn, copy);
+  }
+  // +1 refcount and +1 mapcount: the child's PTE (page_dup_file_rmap/anon_rmap).
+  ks.pages.GetPage(pfn);
+  ks.pages.page(pfn).mapcount.fetch_add(1, std::memory_order_acq_rel);
+  // Is it a private mapping? Then both sides lose write (ptep_set_wrprotect()).
+  if (!vma.shared) *src &= ~kPteWrite;
+  return *src;
+}
+
+// Mirrors: kernel/fork.c dup_mmap()'s loop body: the child's copy of one VMA,
+// with its PTEs (mm/memory.c copy_page_range()) unless the VMA is shared
+// (vma_needs_copy() is false without an anon_vma).
+void DupVma(KernelState& ks, const Vma& vma, Process& parent, Process& child,
+            PinnedCopies* copies) {
+  Vma copy = vma;
+  if (copy.shared) ShmemGetObject(*copy.object);  // +1: the child's VMA
+  child.vmas.Insert(std::move(copy));
+  if (vma.shared && !DefectActive(Defect::kForkCopiesSharedPtes)) return;
+  parent.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [&](uint64_t vpn, pte_t& e) {
+    *child.pgtable.WalkAlloc(vpn) = CopyPresentPte(ks, vma, vpn, &e, copies);
+  });
+}
+
+}  // namespace
+
+Errno DupMmap(KernelState& ks, Process& parent, Process& child) {
+  std::lock_guard<std::mutex> parent_ptl(parent.ptl);
+  std::lock_guard<std::mutex> child_ptl(child.ptl);
+  PinnedCopies copies;
+  copies.vpns = PinnedVpns(ks, parent);
+  for (size_t n = 0; n < copies.vpns.size(); ++n) {
+    std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
+    // Is there RAM for every copy? Else nothing has changed yet.
+    if (!pfn) {
+      for (uint64_t page : copies.pages) ks.pages.PutPage(page);
+      return Errno::kNoMem;
+    }
+    copies.pages.push_back(*pfn);
+  }
+  const VmaTree& vmas = parent.vmas;
+  for (const auto& [start, vma] : vmas) DupVma(ks, vma, parent, child, &copies);
+  assert(copies.next == copies.vpns.size() && copies.pages.empty());
+  return Errno::kOk;
+}
+
+// Mirrors: kernel/fork.c kernel_clone() -> copy_process() -> copy_mm().
+Result<Pid> Kernel::Fork(Pid pid) {
+  std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);
+  MmapLockGuard mm(*st_, pid, MmapLockGuard::kWrite);
+  Process* parent = mm.proc();
+  // Is the pid a live process?
+  if (parent == nullptr) return Errno::kSrch;
+  {
+    std::unique_lock<std::shared_mutex> tasklist(st_->tasklist_lock);
+    // Is there room for one more process?
+    if (st_->procs.size() + st_->forks_in_flight >= kMaxProcesses) return Errno::kAgain;
+    ++st_->forks_in_flight;  // the slot is ours while the mm is copied
+  }
+  auto child = std::make_shared<Process>();
+  Errno err;
+  {
+    std::unique_lock<std::shared_mutex> child_mmap_lock(child->mmap_lock);
+    err = DupMmap(*st_, *parent, *child);
+  }
+  std::unique_lock<std::shared_mutex> tasklist(st_->tasklist_lock);
+  --st_->forks_in_flight;
+  // Did the copy run out of RAM? Then the child never existed: no pid is used.
+  if (err != Errno::kOk) return err;
+  uint64_t child_pid = st_->next_pid++;
+  st_->procs.emplace(child_pid, std::move(child));
+  return Pid(child_pid);
+}
+
+}  // namespace hmm::impl

@@ -1,0 +1,146 @@
+// File: impl/kernel_state.h
+//
+// Everything behind impl::Kernel: the struct-page array, the process table,
+// the shmem object table and the pin registry, plus the internal entry
+// points the operation files (mmap.cc, mremap.cc, fault.cc, fork.cc, gup.cc)
+// share. Internal to impl/.
+//
+// Thread safety
+//   Locks, outermost first; a thread takes them only in this order:
+//     1. quiesce (shared by every operation; exclusive by RepInvariant and
+//        MetadataBytesPerMappedPage: kernel/stop_machine.c stop_machine());
+//     2. a process's mmap_lock (read: faults, CpuRead/CpuWrite, pins; write:
+//        mmap, munmap, mprotect, mremap, madvise, fork's parent, exit). Fork
+//        also write-locks the child's, after the parent's: the child is not
+//        yet in the table, so no other thread can hold it (the kernel's
+//        dup_mmap() nests the child's mmap_lock the same way);
+//     3. a ShmemObject::lock (impl/shmem.h);
+//     4. a process's ptl (mm->page_table_lock), parent's before child's;
+//     5. a page lock (impl/page.h), one at a time;
+//     6. the zone lock (impl/page.h).
+//   Leaf locks, under which nothing else is taken: tasklist_lock (process
+//   table), objects_lock (object table), pins_lock (pin registry), zone lock.
+//
+//   A Process is shared_ptr-owned: an operation looks it up under
+//   tasklist_lock, drops that lock, then takes its mmap_lock and checks
+//   `exited` (as the kernel's mmget_not_zero()). Exit unlinks the process
+//   first, then tears its mm down under the write lock.
+//
+// Invariants:
+//   1. procs.size() + forks_in_flight <= kMaxProcesses.
+//   2. Every page a PTE maps (the zero page aside) holds one reference and one
+//      mapcount for that PTE; see impl/page.h for the full count.
+//   3. pins[id] holds one reference on each of its pages.
+
+#ifndef HMMREF_IMPL_KERNEL_STATE_H_
+#define HMMREF_IMPL_KERNEL_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <vector>
+
+#include "impl/kernel.h"
+#include "impl/page.h"
+#include "impl/page_table.h"
+#include "impl/shmem.h"
+#include "impl/vma.h"
+#include "model/types.h"
+
+namespace hmm::impl {
+
+// One address space (struct mm_struct) of one process.
+struct Process {
+  mutable std::shared_mutex mmap_lock;
+  bool exited = false;   // guarded by mmap_lock (set in write mode by Exit)
+  VmaTree vmas;          // guarded by mmap_lock
+  mutable std::mutex ptl;
+  PageTable pgtable;     // guarded by ptl
+};
+
+class KernelState {
+ public:
+  explicit KernelState(uint64_t ram_pages) : pages(ram_pages) {}
+
+  PageArray pages;
+  mutable std::shared_mutex quiesce;
+
+  mutable std::shared_mutex tasklist_lock;
+  std::map<uint64_t, std::shared_ptr<Process>> procs;  // guarded by tasklist_lock
+  uint64_t next_pid = 1;                                // guarded by tasklist_lock
+  uint64_t forks_in_flight = 0;                         // guarded by tasklist_lock
+
+  mutable std::mutex objects_lock;
+  std::map<uint64_t, std::shared_ptr<ShmemObject>> objects;  // guarded by objects_lock
+  uint64_t next_object = 1;                                   // guarded by objects_lock
+
+  mutable std::mutex pins_lock;
+  std::map<uint64_t, std::vector<uint64_t>> pins;  // guarded by pins_lock
+  uint64_t next_pin = 1;                           // guarded by pins_lock
+
+  // The live process with this pid, or nullptr. Takes tasklist_lock.
+  std::shared_ptr<Process> FindProcess(Pid pid) const;
+};
+
+// Looks up a pid and holds its mmap_lock (write or read) for the guard's
+// life; proc() is nullptr when the pid is not live (the caller returns kSrch).
+class MmapLockGuard {
+ public:
+  enum Mode { kRead, kWrite };
+  MmapLockGuard(const KernelState& ks, Pid pid, Mode mode);
+  ~MmapLockGuard();
+  MmapLockGuard(const MmapLockGuard&) = delete;
+  MmapLockGuard& operator=(const MmapLockGuard&) = delete;
+
+  Process* proc() const { return live_ ? proc_.get() : nullptr; }
+
+ private:
+  std::shared_ptr<Process> proc_;
+  Mode mode_;
+  bool live_ = false;
+};
+
+// --- Address arithmetic shared by the guard ladders (docs/model.md) ---
+
+// Mirrors: include/linux/mm.h PAGE_ALIGN(); wraps to 0 past 2^64 as it does.
+constexpr uint64_t PageAlign(uint64_t x) { return (x + kPageSize - 1) & kPageMask; }
+// "Overflows": [addr, addr + len) ends past kTaskSize or wraps.
+constexpr bool RangeOverflows(uint64_t addr, uint64_t len) {
+  return len > kTaskSize || addr > kTaskSize - len;
+}
+constexpr uint64_t AddrVpn(uint64_t addr) { return addr >> kPageShift; }
+
+// --- mmap.cc ---
+
+// Mirrors: mm/memory.c unmap_page_range() -> zap_pte_range(): clears every
+// leaf in [start, end), dropping each PTE's mapcount and reference (unless
+// leak_refs: the kMunmapLeaksRef defect). REQUIRES: mmap_lock (write).
+void ZapPageRange(KernelState& ks, Process& p, uint64_t start, uint64_t end, bool leak_refs);
+// Mirrors: mm/mmap.c do_vmi_munmap(): splits at start and end, zaps the PTEs,
+// frees empty tables and removes the VMAs in [start, end).
+// REQUIRES: mmap_lock (write); start, end page aligned.
+void DoMunmap(KernelState& ks, Process& p, uint64_t start, uint64_t end, bool leak_refs = false);
+// Mirrors: mm/mmap.c remove_vma(): drops the VMA's hold on its object.
+void RemoveVma(KernelState& ks, Vma& vma);
+
+// --- fault.cc ---
+
+// Mirrors: mm/memory.c handle_mm_fault() for the page at addr in vma, then
+// mm/gup.c follow_page_pte(FOLL_GET): returns the pfn mapped there once the
+// fault is resolved, with one reference for the caller (none for the zero
+// page). Returns kNoMem when an allocation fails; the PTE is then unchanged.
+// REQUIRES: mmap_lock (read or write); vma contains addr and allows the access.
+Result<uint64_t> FaultInPage(KernelState& ks, Process& p, const Vma& vma, uint64_t addr,
+                             bool write);
+
+// --- fork.cc ---
+
+// Mirrors: kernel/fork.c dup_mmap(): fills the empty child from the parent;
+// on kNoMem leaves both as they were. REQUIRES: both mmap_locks (write).
+Errno DupMmap(KernelState& ks, Process& parent, Process& child);
+
+}  // namespace hmm::impl
+
+#endif  // HMMREF_IMPL_KERNEL_STATE_H_
