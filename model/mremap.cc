@@ -114,11 +114,11 @@ Result<uint64_t> Kernel::Mremap(Pid pid, uint64_t old_addr, uint64_t old_len, ui
     return Errno::kFault;
   }
   if (fixed) return MremapTo(s_, pid, old_addr, old_len, new_addr, new_len);
-  // Shrinking (or same size): the tail is unmapped in place.
-  if (new_len <= old_len) {
+  // Shrinking: the tail is unmapped in place; the same size changes nothing.
+  if (new_len < old_len) {
     UnmapRange(s_, pid, AddrToVpn(old_addr + new_len), AddrToVpn(old_addr + old_len));
-    return old_addr;
   }
+  if (new_len <= old_len) return old_addr;
   return MremapGrow(s_, pid, old_addr, old_len, new_len, flags);
 }
 

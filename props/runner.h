@@ -40,9 +40,13 @@ struct RunReport {
 struct RunOptions {
   uint64_t ram_pages = 0;      // 0: the default
   bool check_expect = true;    // compare with the lines' "-> ..." expectations
+  bool check_states = true;    // checks 2-4; false leaves only results (bench's bound)
 };
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options = {});
+
+// "ok", "ok 0x10000000", "ok hex:6869" or the errno name ("kFault").
+std::string FormatResult(const OpResult& result);
 
 // A step-indexed rendering of a report, for a reviewer: each step with both
 // results, and the problems at the failing step.

@@ -1,0 +1,168 @@
+// File: props/abstract.cc
+
+#include "props/abstract.h"
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace hmm::props {
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string ProtString(uint32_t prot) {
+  std::string s;
+  s += (prot & kProtRead) ? 'r' : '-';
+  s += (prot & kProtWrite) ? 'w' : '-';
+  return s;
+}
+
+std::string Describe(const model::Pte& pte) {
+  std::string target = pte.zero ? "zero" : "page#" + std::to_string(pte.page);
+  return target + (pte.write ? " rw" : " r");
+}
+
+std::string Describe(const model::Vma& vma) {
+  std::string s = "[" + Hex(VpnToAddr(vma.start)) + "," + Hex(VpnToAddr(vma.end)) + ") " +
+                  ProtString(vma.prot);
+  if (vma.shared) s += " shared obj#" + std::to_string(vma.object) + "+" + std::to_string(vma.pgoff);
+  return s;
+}
+
+std::string Describe(const model::Page& page) {
+  std::string s = std::to_string(page.bytes.size()) + " non-zero bytes";
+  if (!page.bytes.empty()) {
+    s += ", first at +" + Hex(page.bytes.begin()->first) + "=" + Hex(page.bytes.begin()->second);
+  }
+  return s;
+}
+
+std::string Describe(const std::vector<model::PageId>& pages) {
+  std::string s = "{";
+  for (size_t i = 0; i < pages.size(); ++i) s += (i ? "," : "") + std::string("page#") + std::to_string(pages[i]);
+  return s + "}";
+}
+
+std::string Describe(const model::SharedObject& obj) {
+  std::string s = "{";
+  for (const auto& [pgoff, page] : obj.pages) {
+    s += (s.size() > 1 ? "," : "") + std::to_string(pgoff) + ":page#" + std::to_string(page);
+  }
+  return s + "}";
+}
+
+// Collects differences between two maps with the same key type; `what` names
+// the key for a line ("pid 1 vpn 0x10003").
+class Differ {
+ public:
+  explicit Differ(size_t max_lines) : max_lines_(max_lines) {}
+
+  template <typename K, typename V>
+  void Maps(const std::map<K, V>& m, const std::map<K, V>& i,
+            const std::function<std::string(const K&)>& what) {
+    std::set<K> keys;
+    for (const auto& kv : m) keys.insert(kv.first);
+    for (const auto& kv : i) keys.insert(kv.first);
+    for (const K& k : keys) {
+      auto mi = m.find(k);
+      auto ii = i.find(k);
+      if (mi != m.end() && ii != i.end() && mi->second == ii->second) continue;
+      Add(what(k) + ": model=" + (mi == m.end() ? "absent" : Describe(mi->second)) +
+          " impl=" + (ii == i.end() ? "absent" : Describe(ii->second)));
+    }
+  }
+
+  void Add(std::string line) {
+    if (lines_.size() < max_lines_) lines_.push_back(std::move(line));
+    else ++dropped_;
+  }
+
+  std::vector<std::string> Take() {
+    if (dropped_ > 0) lines_.push_back("... and " + std::to_string(dropped_) + " more");
+    return std::move(lines_);
+  }
+
+ private:
+  size_t max_lines_;
+  size_t dropped_ = 0;
+  std::vector<std::string> lines_;
+};
+
+model::Page PageFromBytes(const std::vector<uint8_t>& data) {
+  model::Page page;
+  for (size_t off = 0; off < data.size(); ++off) {
+    if (data[off] != 0) page.bytes.emplace(static_cast<uint16_t>(off), data[off]);
+  }
+  return page;
+}
+
+void AbstractProcess(const impl::Kernel& kernel, Pid pid, model::Process* proc) {
+  for (const impl::VmaInfo& v : kernel.Vmas(pid)) {
+    model::Vma vma{AddrToVpn(v.start), AddrToVpn(v.end), v.prot, v.shared,
+                   v.shared ? v.object : 0, v.shared ? v.pgoff : 0};
+    proc->vmas.emplace(vma.start, vma);
+  }
+  for (const impl::PteInfo& p : kernel.Ptes(pid)) {
+    model::Pte pte;
+    pte.zero = p.zero;
+    pte.page = p.zero ? 0 : p.pfn;
+    pte.write = p.write;
+    proc->ptes.emplace(Vpn(p.vpn), pte);
+  }
+}
+
+}  // namespace
+
+model::State Abstract(const impl::Kernel& kernel) {
+  model::State s;
+  s.next_pid = s.next_pin = s.next_page = s.next_object = 0;
+  for (Pid pid : kernel.Pids()) AbstractProcess(kernel, pid, &s.procs[pid]);
+  for (uint64_t pfn : kernel.PagesInUse()) s.pages.emplace(pfn, PageFromBytes(kernel.PageData(pfn)));
+  for (uint64_t obj : kernel.Objects()) {
+    model::SharedObject& o = s.objects[obj];
+    for (const auto& [pgoff, pfn] : kernel.ObjectPages(obj)) o.pages.emplace(pgoff, pfn);
+  }
+  for (const auto& [pin, pfns] : kernel.Pins()) {
+    s.pins.emplace(pin, std::vector<model::PageId>(pfns.begin(), pfns.end()));
+  }
+  return s;
+}
+
+std::vector<std::string> DiffStates(const model::State& m, const model::State& i, size_t max_lines) {
+  Differ d(max_lines);
+  std::set<Pid> pids;
+  for (const auto& kv : m.procs) pids.insert(kv.first);
+  for (const auto& kv : i.procs) pids.insert(kv.first);
+  for (Pid pid : pids) {
+    auto mp = m.procs.find(pid);
+    auto ip = i.procs.find(pid);
+    std::string who = "pid " + std::to_string(pid.value);
+    if (mp == m.procs.end() || ip == i.procs.end()) {
+      d.Add(who + ": model=" + (mp == m.procs.end() ? "absent" : "live") +
+            " impl=" + (ip == i.procs.end() ? "absent" : "live"));
+      continue;
+    }
+    d.Maps<Vpn, model::Vma>(mp->second.vmas, ip->second.vmas,
+                            [&](const Vpn& v) { return who + " vma at " + Hex(VpnToAddr(v)); });
+    d.Maps<Vpn, model::Pte>(mp->second.ptes, ip->second.ptes,
+                            [&](const Vpn& v) { return who + " pte at " + Hex(VpnToAddr(v)); });
+  }
+  d.Maps<model::PageId, model::Page>(m.pages, i.pages, [](const model::PageId& p) {
+    return "page#" + std::to_string(p);
+  });
+  d.Maps<model::ObjectId, model::SharedObject>(m.objects, i.objects, [](const model::ObjectId& o) {
+    return "obj#" + std::to_string(o);
+  });
+  d.Maps<PinId, std::vector<model::PageId>>(m.pins, i.pins, [](const PinId& p) {
+    return "pin " + std::to_string(p.value);
+  });
+  return d.Take();
+}
+
+}  // namespace hmm::props

@@ -1,0 +1,31 @@
+// File: props/generators.h
+//
+// rapidcheck generators of traces for the CPU suite. Biased as ShardStore's:
+// most addresses fall in a 16-page window at kMmapBase where first-fit mmaps
+// also land, so operations collide with existing mappings; a steady share is
+// malformed (unaligned, zero length, ranges past 2^48 or wrapping 2^64,
+// unknown pids and pins) and must give the same Errno from model and impl.
+
+#ifndef HMMREF_PROPS_GENERATORS_H_
+#define HMMREF_PROPS_GENERATORS_H_
+
+#include <vector>
+
+#include <rapidcheck.h>
+
+#include "props/op.h"
+
+namespace hmm::props {
+
+// Pages in the address window the generators aim at.
+constexpr uint64_t kWindowPages = 16;
+
+rc::Gen<Op> GenCpuOp();
+
+// A trace of at most `max_steps` operations (shrinks by dropping steps and
+// simplifying each). It does not start with `process`: the suite adds one.
+rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps);
+
+}  // namespace hmm::props
+
+#endif  // HMMREF_PROPS_GENERATORS_H_

@@ -1,0 +1,122 @@
+// File: props/suite.cc
+//
+// Drives rapidcheck programmatically (rc::detail::checkProperty), so the seed,
+// the number of runs and the length bound come from the caller, progress is
+// reported through a listener, and the minimized trace comes back as data
+// rather than as rapidcheck's printout.
+
+#include "props/suite.h"
+
+#include <chrono>
+
+#include <rapidcheck.h>
+
+#include "props/generators.h"
+#include "props/runner.h"
+
+namespace hmm::props {
+namespace {
+
+// What the property saw across all its invocations during one RunSuite.
+struct Observed {
+  uint64_t steps = 0;
+  bool failed = false;
+  std::vector<Op> first_failing;  // the first failing trace, before shrinking
+  std::vector<Op> last_failing;   // the last failing trace: the minimized one
+};
+
+class ProgressListener : public rc::detail::TestListener {
+ public:
+  ProgressListener(const SuiteOptions& options, const Observed& seen)
+      : options_(options), seen_(seen) {}
+
+  void onTestCaseFinished(const rc::detail::CaseDescription&) override {
+    ++progress_.sequences;
+    Report();
+  }
+  void onShrinkTried(const rc::detail::CaseDescription&, bool accepted) override {
+    progress_.shrinking = true;
+    if (accepted) ++progress_.shrinks;
+    Report();
+  }
+  void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
+
+  const SuiteProgress& progress() const { return progress_; }
+
+ private:
+  void Report() {
+    progress_.steps = seen_.steps;
+    if (options_.progress) options_.progress(progress_);
+  }
+
+  const SuiteOptions& options_;
+  const Observed& seen_;
+  SuiteProgress progress_;
+};
+
+Op CreateProcessOp() {
+  Op op;
+  op.kind = OpKind::kCreateProcess;
+  return op;
+}
+
+// The property: a generated trace, after a `process` line, runs clean.
+auto CpuProperty(uint64_t max_steps, Observed* seen) {
+  return [max_steps, seen] {
+    std::vector<Op> ops = *GenCpuTrace(max_steps);
+    ops.insert(ops.begin(), CreateProcessOp());
+    RunReport report = RunTrace(ops);
+    seen->steps += report.steps_run;
+    if (report.ok) return;
+    // Drop the steps after the failing one: they were never run.
+    ops.resize(report.failing_step);
+    if (!seen->failed) seen->first_failing = ops;
+    seen->failed = true;
+    seen->last_failing = ops;
+    RC_FAIL("step " + std::to_string(report.failing_step) + " fails check '" + report.check +
+            "'");
+  };
+}
+
+}  // namespace
+
+const std::vector<SuiteInfo>& Suites() {
+  static const std::vector<SuiteInfo> kSuites = {
+      {"cpu", "the CPU address space: mmap, munmap, mprotect, mremap, fork, madvise, "
+              "read/write faults, pin/unpin, exit"},
+  };
+  return kSuites;
+}
+
+SuiteResult RunSuite(const SuiteOptions& options) {
+  SuiteResult result;
+  result.name = options.name;
+  if (options.name != "cpu") {
+    result.unknown_suite = true;
+    return result;
+  }
+  Observed seen;
+  ProgressListener listener(options, seen);
+  rc::detail::TestParams params;
+  params.seed = options.seed;
+  params.maxSuccess = static_cast<int>(options.runs);
+  // GenCpuTrace sizes itself from max_steps; rapidcheck's own size stays at its
+  // default (<= 100 avoids a BitStream bug of the bookworm snapshot, #289).
+  rc::detail::TestMetadata metadata{"hmmref/" + options.name, options.name};
+  auto start = std::chrono::steady_clock::now();
+  rc::detail::TestResult outcome = rc::detail::checkProperty(
+      rc::detail::toProperty(CpuProperty(options.max_steps, &seen)), metadata, params, listener);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.steps = seen.steps;
+  result.sequences = listener.progress().sequences;
+  result.shrinks = listener.progress().shrinks;
+  rc::detail::SuccessResult success;
+  result.passed = outcome.match(success) && !seen.failed;
+  if (!seen.failed) return result;
+  result.counterexample = seen.last_failing;
+  result.original_length = seen.first_failing.size();
+  result.failure = FormatReport(RunTrace(result.counterexample));
+  return result;
+}
+
+}  // namespace hmm::props
