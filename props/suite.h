@@ -32,7 +32,7 @@ struct SuiteProgress {
 
 struct SuiteOptions {
   std::string name = "cpu";
-  uint64_t runs = 200;     // sequences to try
+  uint64_t runs = 2000;    // sequences to try
   uint64_t seed = 1;
   uint64_t max_steps = 60; // longest generated sequence
   std::function<void(const SuiteProgress&)> progress;  // called now and then; may be empty
