@@ -33,10 +33,9 @@ const std::vector<std::vector<Op>>& Traces() {
   static const std::vector<std::vector<Op>> traces = [] {
     std::vector<std::vector<Op>> out;
     for (uint64_t seed = 1; seed <= 100; ++seed) {
-      std::vector<Op> ops = props::GenCpuTrace(60)(rc::Random(seed), 60).value();
-      Op process;
-      process.kind = props::OpKind::kCreateProcess;
-      ops.insert(ops.begin(), process);
+      std::vector<Op> ops = props::GenCpuPrologue()(rc::Random(seed), 0).value();
+      std::vector<Op> body = props::GenCpuTrace(60)(rc::Random(seed + 1000), 60).value();
+      ops.insert(ops.end(), body.begin(), body.end());
       out.push_back(std::move(ops));
     }
     return out;

@@ -152,6 +152,20 @@ rc::Gen<Op> GenCpuOp() {
   });
 }
 
+rc::Gen<std::vector<Op>> GenCpuPrologue() {
+  return rc::gen::map(weightedOneOf<uint64_t>({{4, rc::gen::just<uint64_t>(0)},
+                                               {1, inRange<uint64_t>(4, 25)}}),
+                      [](uint64_t ram) {
+                        std::vector<Op> ops(ram == 0 ? 1 : 2);
+                        ops.back().kind = OpKind::kCreateProcess;
+                        if (ram != 0) {
+                          ops.front().kind = OpKind::kRam;
+                          ops.front().len = ram;
+                        }
+                        return ops;
+                      });
+}
+
 rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps) {
   return rc::gen::resize(static_cast<int>(max_steps),
                          rc::gen::container<std::vector<Op>>(GenCpuOp()));

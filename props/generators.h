@@ -22,6 +22,11 @@ constexpr uint64_t kWindowPages = 16;
 
 rc::Gen<Op> GenCpuOp();
 
+// The first lines of every suite trace: one sequence in five starts with a
+// `ram` line of 4 to 24 pages, so allocation failures (kNoMem in faults, pins
+// and fork) are reached as often as the rest; then a `process` line.
+rc::Gen<std::vector<Op>> GenCpuPrologue();
+
 // A trace of at most `max_steps` operations (shrinks by dropping steps and
 // simplifying each). It does not start with `process`: the suite adds one.
 rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps);

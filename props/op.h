@@ -32,7 +32,12 @@ enum class OpKind : uint8_t {
   kUnpin,          // unpin PIN
   kFork,           // fork PID
   kMremap,         // mremap PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]
+  kRam,            // ram PAGES: first line only; the RAM size both kernels start with
 };
+
+// Bounds of a `ram` line (the impl allocates the struct pages and the data up front).
+constexpr uint64_t kMinTraceRamPages = 1;
+constexpr uint64_t kMaxTraceRamPages = 65536;
 
 // What a line may assert about its result ("-> ..." in a .hmm file).
 struct Expect {

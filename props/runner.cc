@@ -76,6 +76,8 @@ OpResult Apply(Kernel& k, const Op& op) {
       auto r = k.Mremap(pid, op.addr, op.len, op.new_len, op.flags, op.new_addr);
       return FromResult(r, r.value);
     }
+    case OpKind::kRam:  // consumed by RunTrace before the kernels exist
+      return FromErrno(Errno::kOk);
   }
   return FromErrno(Errno::kInval);
 }
@@ -154,10 +156,25 @@ bool CheckStates(const model::Kernel& m, const impl::Kernel& i, RunReport* repor
   return true;
 }
 
+// The RAM size: a leading `ram` line, else the options, else the default.
+uint64_t RamPages(const std::vector<Op>& ops, const RunOptions& options) {
+  if (!ops.empty() && ops.front().kind == OpKind::kRam) return ops.front().len;
+  return options.ram_pages ? options.ram_pages : model::kDefaultRamPages;
+}
+
+// A `ram` line anywhere but first (only a hand-built vector can have one; the
+// parser refuses it) would be silently meaningless: report it instead.
+bool CheckPlacement(const StepRecord& step, RunReport* report) {
+  if (step.op.kind != OpKind::kRam || step.index == 1) return true;
+  report->check = "trace";
+  report->problems.push_back("'ram' must be the first line of a trace");
+  return false;
+}
+
 }  // namespace
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
-  const uint64_t ram = options.ram_pages ? options.ram_pages : model::kDefaultRamPages;
+  const uint64_t ram = RamPages(ops, options);
   model::Kernel m(ram);
   impl::Kernel i(ram);
   RunReport report;
@@ -169,7 +186,7 @@ RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
     step.impl = Apply(i, op);
     report.steps.push_back(step);
     report.steps_run = step.index;
-    if (!CheckResults(step, options.check_expect, &report) ||
+    if (!CheckPlacement(step, &report) || !CheckResults(step, options.check_expect, &report) ||
         (options.check_states && !CheckStates(m, i, &report))) {
       report.ok = false;
       report.failing_step = step.index;

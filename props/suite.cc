@@ -71,17 +71,12 @@ void LoadRapidcheckConfigurationQuietly() {
   (void)loaded;
 }
 
-Op CreateProcessOp() {
-  Op op;
-  op.kind = OpKind::kCreateProcess;
-  return op;
-}
-
-// The property: a generated trace, after a `process` line, runs clean.
+// The property: a generated trace, after its prologue, runs clean.
 auto CpuProperty(uint64_t max_steps, Observed* seen) {
   return [max_steps, seen] {
-    std::vector<Op> ops = *GenCpuTrace(max_steps);
-    ops.insert(ops.begin(), CreateProcessOp());
+    std::vector<Op> ops = *GenCpuPrologue();
+    std::vector<Op> body = *GenCpuTrace(max_steps);
+    ops.insert(ops.end(), body.begin(), body.end());
     RunReport report = RunTrace(ops);
     seen->steps += report.steps_run;
     if (report.ok) return;

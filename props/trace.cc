@@ -94,6 +94,7 @@ const std::vector<OpSpec>& Specs() {
       {OpKind::kMremap, "mremap", "PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]",
        Returns::kAddr, 1, false,
        {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kNewLen, Arg::kMremapFlags, Arg::kNewAddr}},
+      {OpKind::kRam, "ram", "PAGES", Returns::kNothing, 0, false, {Arg::kNpages}},
   };
   return kSpecs;
 }
@@ -317,6 +318,22 @@ std::string FormatResult(const Op& op) {
 
 }  // namespace
 
+namespace {
+
+// A `ram` line sets up the kernels, so it must come first, with a size the
+// impl can allocate.
+bool CheckRamLine(const Op& op, bool first, std::string* msg) {
+  if (op.kind != OpKind::kRam) return true;
+  if (!first) return Fail(msg, "'ram' must come before every operation");
+  if (op.len < kMinTraceRamPages || op.len > kMaxTraceRamPages) {
+    return Fail(msg, "ram wants " + Dec(kMinTraceRamPages) + " to " + Dec(kMaxTraceRamPages) +
+                         " pages, got " + Dec(op.len));
+  }
+  return true;
+}
+
+}  // namespace
+
 bool ParseTrace(const std::string& text, const std::string& filename, std::vector<Op>* ops,
                 std::string* error) {
   std::vector<Op> parsed;
@@ -331,6 +348,10 @@ bool ParseTrace(const std::string& text, const std::string& filename, std::vecto
     bool has_op = false;
     std::string msg;
     if (!ParseLine(line, &op, &has_op, &msg)) {
+      if (error != nullptr) *error = filename + ":" + Dec(lineno) + ": " + msg;
+      return false;
+    }
+    if (has_op && !CheckRamLine(op, parsed.empty(), &msg)) {
       if (error != nullptr) *error = filename + ":" + Dec(lineno) + ": " + msg;
       return false;
     }
