@@ -384,37 +384,37 @@ std::vector<LemmaWithControl> PteLemmas() {
       Entry("LemmaPteRoundTripPresent",
             "DecodePte(EncodePte(x)) == x for every present x: pfn <= kMaxPtePfn, any "
             "write/dirty/accessed/special.",
-            "", &LemmaPteRoundTripPresent,
+            "InvPteEncodingRoundTrip", &LemmaPteRoundTripPresent,
             Broken("present pfn field at kPteBitWrite, overlapping the write bit",
                    [](PteLayout& l) { l.pfn_shift = impl::kPteBitWrite; })),
       Entry("LemmaPteRoundTripNoneAndSwap",
             "DecodePte(EncodePte(x)) == x for the none entry and every swap entry: swap_type < "
             "kMaxSwapfiles, offset <= kMaxSwpOffset.",
-            "", &LemmaPteRoundTripNoneAndSwap,
+            "InvPteEncodingRoundTrip", &LemmaPteRoundTripNoneAndSwap,
             Broken("swap entries without kPteSwpMarker", [](PteLayout& l) { l.swp_marker = 0; })),
       Entry("LemmaPteRoundTripMigration",
             "DecodePte(EncodePte(x)) == x for every migration read/write entry: offset <= "
             "kMaxSwpOffset.",
-            "", &LemmaPteRoundTripMigration,
+            "InvPteEncodingRoundTrip", &LemmaPteRoundTripMigration,
             WithSwapType("migration write entries typed kSwpMigrationRead",
                          PteKind::kMigrationWrite, impl::kSwpMigrationRead)),
       Entry("LemmaPteRoundTripDevicePrivate",
             "DecodePte(EncodePte(x)) == x for every device-private read/write entry: offset <= "
             "kMaxSwpOffset.",
-            "", &LemmaPteRoundTripDevicePrivate,
+            "InvPteEncodingRoundTrip", &LemmaPteRoundTripDevicePrivate,
             WithSwapType("device-private write entries typed kSwpDeviceRead",
                          PteKind::kDevicePrivateWrite, impl::kSwpDeviceRead)),
       Entry("LemmaPteRoundTripDeviceExclusive",
             "DecodePte(EncodePte(x)) == x for every device-exclusive read/write entry: offset "
             "<= kMaxSwpOffset.",
-            "", &LemmaPteRoundTripDeviceExclusive,
+            "InvPteEncodingRoundTrip", &LemmaPteRoundTripDeviceExclusive,
             WithSwapType("device-exclusive write entries typed kSwpDeviceExclusiveRead",
                          PteKind::kDeviceExclusiveWrite, impl::kSwpDeviceExclusiveRead)),
       Entry("LemmaPteKindsDisjoint",
             "Over all canonical in-range entries: entries of different kinds encode "
             "differently, no non-present kind decodes as present, and only the none entry "
             "encodes or decodes as none.",
-            "", &LemmaPteKindsDisjoint,
+            "InvPteKindsDisjoint", &LemmaPteKindsDisjoint,
             WithSwapType("device-private write entries typed " + max_type +
                              " (kMaxSwapfiles - 1), a real swap file's type",
                          PteKind::kDevicePrivateWrite, impl::kMaxSwapfiles - 1)),
