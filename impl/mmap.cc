@@ -148,14 +148,16 @@ Errno Kernel::Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot) {
   Process* p = mm.proc();
   // Is the pid a live process?
   if (p == nullptr) return Errno::kSrch;
-  // Is addr page aligned, and does prot name only known bits?
-  if (!PageAligned(addr) || (prot & ~kProtMask)) return Errno::kInval;
+  // Is addr page aligned?
+  if (!PageAligned(addr)) return Errno::kInval;
   // Is there anything to do?
   if (len == 0) return Errno::kOk;
   // Does the rounded range wrap?
   uint64_t rlen = PageAlign(len);
   uint64_t end = addr + rlen;
   if (rlen == 0 || end < addr) return Errno::kNoMem;
+  // Does prot name only known bits? (Last, as arch_validate_prot() is.)
+  if (prot & ~kProtMask) return Errno::kInval;
   // Is every page of the range in a VMA? (hmmref checks before changing any.)
   if (!p->vmas.RangeCovered(addr, end)) return Errno::kNoMem;
   p->vmas.Split(addr);

@@ -124,13 +124,15 @@ void ChangeProtection(Process& p, Vpn start, Vpn end, uint32_t prot) {
 Errno Kernel::Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot) {
   // Is the pid a live process?
   if (!IsLive(s_, pid)) return Errno::kSrch;
-  // Is addr page-aligned, and prot only known bits?
-  if (!PageAligned(addr) || (prot & ~kProtMask) != 0) return Errno::kInval;
+  // Is addr page-aligned?
+  if (!PageAligned(addr)) return Errno::kInval;
   // Is there nothing to do?
   if (len == 0) return Errno::kOk;
   // Does the rounded range not wrap?
   const uint64_t end_addr = addr + PageAlign(len);
   if (end_addr <= addr) return Errno::kNoMem;
+  // Does prot name only known bits? (Last, as arch_validate_prot() is.)
+  if ((prot & ~kProtMask) != 0) return Errno::kInval;
   // Is every page of the range inside a VMA? (Deviation: all or nothing.)
   Process& p = s_.procs.at(pid);
   const Vpn start = AddrToVpn(addr);
