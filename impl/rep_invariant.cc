@@ -63,47 +63,48 @@ void RepChecker::CheckProcess(uint64_t pid, const Process& p) {
 void RepChecker::CheckVmas(const std::string& who, const VmaTree& vmas) {
   uint64_t prev_end = 0;
   for (const auto& [key, vma] : vmas) {
-    std::string where = who + " vma " + Hex(vma.start) + "-" + Hex(vma.end);
+    const Vma& v = vma;
+    auto where = [&] { return who + " vma " + Hex(v.start) + "-" + Hex(v.end); };
     // Is it aligned, non-empty, in range, sorted and disjoint?
     if (key != vma.start || !PageAligned(vma.start) || !PageAligned(vma.end) ||
         vma.start >= vma.end || vma.end > kTaskSize || vma.start < prev_end) {
-      Add("InvVmaWellFormed: " + where);
+      Add("InvVmaWellFormed: " + where());
     }
     prev_end = vma.end;
     // Does a VMA map an object iff it is shared?
-    if (vma.shared != (vma.object != nullptr)) Add("InvVmaObjectIffShared: " + where);
+    if (vma.shared != (vma.object != nullptr)) Add("InvVmaObjectIffShared: " + where());
     if (vma.object != nullptr) ++vmas_per_object_[vma.object.get()];
   }
 }
 
 void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t vpn, pte_t e) {
-  std::string where = who + " vpn " + Hex(vpn);
+  auto where = [&] { return who + " vpn " + Hex(vpn); };  // only for a violation
   DecodedPte d = DecodePte(e);
   // Is the leaf present (the only non-none kind so far)?
   if (d.kind != PteKind::kPresent) {
-    Add("InvPteNoneOrPresent: " + where + " kind=" + PteKindName(d.kind));
+    Add("InvPteNoneOrPresent: " + where() + " kind=" + PteKindName(d.kind));
     return;
   }
   // Is its pfn RAM or the zero page?
   if (!ks_.pages.Valid(d.pfn)) {
-    Add("InvPtePfnInRange: " + where + " pfn=" + std::to_string(d.pfn));
+    Add("InvPtePfnInRange: " + where() + " pfn=" + std::to_string(d.pfn));
     return;
   }
   bool zero = ks_.pages.IsZero(d.pfn);
   // Is a zero-page PTE special and read-only, and no other PTE special?
   if (zero ? (!d.special || d.write) : d.special) {
-    Add("InvZeroPtePresentReadOnly: " + where + " pfn=" + std::to_string(d.pfn) +
+    Add("InvZeroPtePresentReadOnly: " + where() + " pfn=" + std::to_string(d.pfn) +
         " special=" + std::to_string(d.special) + " write=" + std::to_string(d.write));
   }
   const Vma* vma = vmas.Find(vpn << kPageShift);
   // Does the PTE lie inside a VMA, and is it writable only where the VMA is?
   if (vma == nullptr) {
-    Add("InvPteInsideVma: " + where);
+    Add("InvPteInsideVma: " + where());
   } else if (d.write && !(vma->prot & kProtWrite)) {
-    Add("InvPteWriteImpliesVmaWrite: " + where + " prot=" + std::to_string(vma->prot));
+    Add("InvPteWriteImpliesVmaWrite: " + where() + " prot=" + std::to_string(vma->prot));
   } else if (d.write && !vma->shared && !zero &&
              ks_.pages.page(d.pfn).mapcount.load() != 1) {
-    Add("InvWritablePrivatePageExclusive: " + where + " pfn=" + std::to_string(d.pfn) +
+    Add("InvWritablePrivatePageExclusive: " + where() + " pfn=" + std::to_string(d.pfn) +
         " mapcount=" + std::to_string(ks_.pages.page(d.pfn).mapcount.load()));
   }
   if (!zero) ++ptes_[d.pfn];
@@ -163,25 +164,26 @@ void RepChecker::CheckPages() {
     const Page& page = ks_.pages.page(pfn);
     uint32_t ref = page.refcount.load(), map = page.mapcount.load(), flags = page.flags.load();
     uint32_t want = ptes_[pfn] + pins_[pfn] + holds_[pfn];
-    std::string where = "pfn " + std::to_string(pfn);
+    // Built only for a violation: this loop runs over all of RAM after every step.
+    auto where = [pfn] { return "pfn " + std::to_string(pfn); };
     // Is the page free only when nothing refers to it?
     if ((flags & kPgBuddy) && want != 0) {
-      Add("InvFreePageUnreferenced: " + where + " ptes=" + std::to_string(ptes_[pfn]) +
+      Add("InvFreePageUnreferenced: " + where() + " ptes=" + std::to_string(ptes_[pfn]) +
           " pins=" + std::to_string(pins_[pfn]) + " objects=" + std::to_string(holds_[pfn]));
     }
     // Does refcount = PTEs + pins + objects, and mapcount = PTEs?
     if (ref != want) {
-      Add("InvPageRefcountMatchesHolders: " + where + " refcount=" + std::to_string(ref) +
+      Add("InvPageRefcountMatchesHolders: " + where() + " refcount=" + std::to_string(ref) +
           " expected=" + std::to_string(want) + " (ptes " + std::to_string(ptes_[pfn]) +
           " + pins " + std::to_string(pins_[pfn]) + " + objects " +
           std::to_string(holds_[pfn]) + ")");
     }
     if (map != ptes_[pfn]) {
-      Add("InvPageMapcountMatchesPtes: " + where + " mapcount=" + std::to_string(map) +
+      Add("InvPageMapcountMatchesPtes: " + where() + " mapcount=" + std::to_string(map) +
           " ptes=" + std::to_string(ptes_[pfn]));
     }
     // Is the page lock free with no operation in flight?
-    if (flags & kPgLocked) Add("InvPageUnlockedAtRest: " + where);
+    if (flags & kPgLocked) Add("InvPageUnlockedAtRest: " + where());
   }
   const uint64_t zero = ks_.pages.zero_pfn();
   const Page& zp = ks_.pages.page(zero);
