@@ -18,6 +18,10 @@ enum class Defect {
   kMunmapLeaksRef,         // munmap drops the PTE but keeps the page's reference
   kMprotectKeepsWrite,     // mprotect(PROT_READ) leaves PTE write bits set
   kForkCopiesSharedPtes,   // fork copies PTEs of shared VMAs (harmless to data; abstract state differs)
+  // Device-private memory (docs/devmem.md):
+  kPageFreeTwice,          // a put to refcount 1 logs page_free, and so does the zap after it
+  kForkKeepsDeviceWrite,   // fork copies a write device entry without downgrading it
+  kPlacementOverlapsRam,   // default placement starts one section below the limit (over RAM's space)
 };
 
 const char* DefectName(Defect d);

@@ -50,9 +50,41 @@ struct VmaInfo {
 
 struct PteInfo {
   uint64_t vpn = 0;
-  uint64_t pfn = 0;
+  uint64_t pfn = 0;     // RAM pfn, the zero page's, or (device) the device pfn
   bool write = false;
-  bool zero = false;  // maps the zero page
+  bool zero = false;    // maps the zero page
+  bool device = false;  // a device-private entry (not present)
+};
+
+// Device memory (docs/devmem.md).
+struct ResourceInfo {
+  uint64_t start = 0;
+  uint64_t end = 0;  // exclusive
+  bool device = false;
+  bool boot = false;
+  uint64_t devmem = 0;
+};
+
+struct DevicePageInfo {
+  uint64_t pfn = 0;
+  bool held = false;
+  uint64_t allocations = 0;
+};
+
+struct DevmemInfo {
+  uint64_t id = 0;
+  uint64_t device = 0;
+  uint64_t first_pfn = 0;
+  uint64_t npages = 0;
+  std::vector<DevicePageInfo> pages;  // ascending pfn; only pages held or ever allocated
+};
+
+struct DeviceEventInfo {
+  bool fault = false;  // else page_free
+  uint64_t devmem = 0;
+  uint64_t pfn = 0;
+  uint64_t pid = 0;
+  uint64_t addr = 0;
 };
 
 class KernelState;  // impl/kernel_state.h: everything behind the API
@@ -60,6 +92,7 @@ class KernelState;  // impl/kernel_state.h: everything behind the API
 class Kernel {
  public:
   explicit Kernel(uint64_t ram_pages = kDefaultRamPages);
+  explicit Kernel(const Config& config);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -78,6 +111,16 @@ class Kernel {
   Errno UnpinUserPages(PinId pin);
   Errno Exit(Pid pid);
 
+  // Device-private memory (docs/devmem.md).
+  Result<uint64_t> HmmDevmemAdd(DeviceId device, uint64_t size);
+  Errno HmmDevmemRemove(uint64_t devmem);
+  Errno RamHotAdd(uint64_t start, uint64_t size);
+  Errno RamHotRemove(uint64_t start, uint64_t size);
+  Result<uint64_t> DevicePageAlloc(uint64_t devmem);
+  Errno DevicePagePut(uint64_t pfn);
+  Errno DeviceEntryInstall(Pid pid, uint64_t addr, uint64_t pfn, bool write);
+  Result<uint64_t> PageFrees(uint64_t devmem);
+
   // --- Introspection (read-only; for the abstraction function) ---
   std::vector<Pid> Pids() const;                       // live, ascending
   std::vector<VmaInfo> Vmas(Pid pid) const;            // ascending start
@@ -89,6 +132,10 @@ class Kernel {
   std::vector<uint8_t> PageData(uint64_t pfn) const;   // 4096 bytes
   uint64_t ZeroPfn() const;
   uint64_t ram_pages() const;
+  Config config() const;
+  std::vector<ResourceInfo> Resources() const;        // ascending start
+  std::vector<DevmemInfo> Devmems() const;            // ascending id
+  std::vector<DeviceEventInfo> DeviceEvents() const;  // in order
 
   // Impl-only facts (refcount = mappings + pins + holders, mapcount consistent,
   // free list disjoint from mapped pages, page tables well formed). Returns one
@@ -98,6 +145,9 @@ class Kernel {
   // Metadata bytes the impl spends per mapped page (struct page plus this page's
   // share of page-table pages), for bench/.
   double MetadataBytesPerMappedPage() const;
+  // Metadata bytes per device page (struct page plus its share of the pgmap and
+  // the region's bookkeeping), over every live devmem; 0 when there is none.
+  double MetadataBytesPerDevicePage() const;
 
  private:
   std::unique_ptr<KernelState> st_;

@@ -41,6 +41,10 @@ struct Pte {
   bool zero = false;  // maps the shared zero page (then page == 0, write == false)
   PageId page = 0;
   bool write = false;
+  // A device-private entry (SWP_DEVICE_READ/WRITE, docs/devmem.md): not present;
+  // names device_pfn (a physical identity, never renamed); page == 0, zero == false.
+  bool device = false;
+  uint64_t device_pfn = 0;
 
   bool operator==(const Pte& o) const;
 };
@@ -67,6 +71,49 @@ struct SharedObject {
   bool operator==(const SharedObject& o) const { return pages == o.pages; }
 };
 
+// One range of the physical address space (kernel/resource.c iomem_resource).
+struct Resource {
+  uint64_t start = 0;  // bytes
+  uint64_t end = 0;    // bytes, exclusive
+  bool device = false; // device-private (IORES_DESC_DEVICE_PRIVATE_MEMORY); else System RAM
+  bool boot = false;   // System RAM present at boot (cannot be hot-removed)
+  uint64_t devmem = 0; // device only: the owning region
+
+  bool operator==(const Resource& o) const;
+};
+
+// A device page that is not free, or was ever allocated (absent: never allocated).
+struct DevicePage {
+  bool held = false;         // the driver holds its allocation reference
+  uint64_t allocations = 0;  // times DevicePageAlloc handed it out
+
+  bool operator==(const DevicePage& o) const {
+    return held == o.held && allocations == o.allocations;
+  }
+};
+
+// One hmm_devmem region (mm/hmm.c struct hmm_devmem).
+struct Devmem {
+  DeviceId device;
+  uint64_t first_pfn = 0;
+  uint64_t npages = 0;
+  std::map<uint64_t, DevicePage> pages;  // pfn -> page, sparse
+
+  bool operator==(const Devmem& o) const;
+};
+
+// A devmem callback, in the order they ran.
+struct DeviceEvent {
+  enum Kind : uint8_t { kPageFree, kFault };
+  Kind kind = kPageFree;
+  uint64_t devmem = 0;
+  uint64_t pfn = 0;
+  uint64_t pid = 0;   // kFault only
+  uint64_t addr = 0;  // kFault only
+
+  bool operator==(const DeviceEvent& o) const;
+};
+
 struct State {
   std::map<Pid, Process> procs;  // live processes
   std::map<PageId, Page> pages;  // every page that exists (zero page excluded)
@@ -76,6 +123,12 @@ struct State {
   uint64_t next_pin = 1;
   uint64_t next_page = 1;
   uint64_t next_object = 1;
+  // Device memory (docs/devmem.md).
+  Config config;
+  std::map<uint64_t, Resource> resources;  // keyed by start
+  std::map<uint64_t, Devmem> devmems;      // keyed by id
+  std::vector<DeviceEvent> events;
+  uint64_t next_devmem = 1;
 
   bool operator==(const State& o) const;
 };
@@ -96,6 +149,7 @@ constexpr uint64_t kDefaultRamPages = 1024;
 class Kernel {
  public:
   explicit Kernel(uint64_t ram_pages = kDefaultRamPages);
+  explicit Kernel(const Config& config);
 
   Result<Pid> CreateProcess();
   Result<uint64_t> Mmap(Pid pid, uint64_t addr, uint64_t len, uint32_t prot, uint32_t flags);
@@ -110,6 +164,16 @@ class Kernel {
   Result<PinId> PinUserPages(Pid pid, uint64_t addr, uint64_t npages);
   Errno UnpinUserPages(PinId pin);
   Errno Exit(Pid pid);
+
+  // Device-private memory (docs/devmem.md; model/devmem.cc).
+  Result<uint64_t> HmmDevmemAdd(DeviceId device, uint64_t size);
+  Errno HmmDevmemRemove(uint64_t devmem);
+  Errno RamHotAdd(uint64_t start, uint64_t size);
+  Errno RamHotRemove(uint64_t start, uint64_t size);
+  Result<uint64_t> DevicePageAlloc(uint64_t devmem);
+  Errno DevicePagePut(uint64_t pfn);
+  Errno DeviceEntryInstall(Pid pid, uint64_t addr, uint64_t pfn, bool write);
+  Result<uint64_t> PageFrees(uint64_t devmem);
 
   const State& state() const { return s_; }
   uint64_t ram_pages() const { return ram_pages_; }

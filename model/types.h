@@ -118,6 +118,40 @@ enum MapFlags : uint32_t {
   kMapFixed = 4,
 };
 
+// Semantics profiles: where the seed as posted (v18) differs from what upstream
+// later fixed, the difference is a profile, not a fork of the code. So far:
+// device-memory placement (docs/devmem.md).
+enum class Profile : uint8_t {
+  kDefault,  // the seed's API with the later fixes
+  kV18,      // the seed as posted
+};
+
+// The machine both kernels are built for (a trace's set-up lines).
+struct Config {
+  uint64_t ram_pages = 1024;               // boot System RAM: pfns [0, ram_pages)
+  unsigned max_physmem_bits = 46;          // MAX_PHYSMEM_BITS
+  uint64_t section_bytes = uint64_t{1} << 27;  // PA_SECTION_SIZE, 128 MiB
+  Profile profile = Profile::kDefault;
+
+  bool operator==(const Config& o) const {
+    return ram_pages == o.ram_pages && max_physmem_bits == o.max_physmem_bits &&
+           section_bytes == o.section_bytes && profile == o.profile;
+  }
+};
+
+// Bounds of Config's fields (a trace's set-up lines are checked against them).
+constexpr uint64_t kMinRamPages = 1;
+constexpr uint64_t kMaxRamPages = 65536;
+constexpr unsigned kMinPhysmemBits = 32;
+constexpr unsigned kMaxPhysmemBits = 52;
+constexpr uint64_t kMinSectionBytes = kPageSize;
+constexpr uint64_t kMaxSectionBytes = uint64_t{1} << 30;
+
+// A device pfn must fit the offset field of a device-private swap entry
+// (impl/pte.h kSwpOffsetBits; props/ asserts the two agree), so device memory
+// ends at or below 2^(kPageShift + kDevicePfnBits).
+constexpr unsigned kDevicePfnBits = 46;
+
 // mremap flags (include/uapi/linux/mman.h).
 enum MremapFlags : uint32_t {
   kMremapMaymove = 1,

@@ -32,12 +32,33 @@ enum class OpKind : uint8_t {
   kUnpin,          // unpin PIN
   kFork,           // fork PID
   kMremap,         // mremap PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]
-  kRam,            // ram PAGES: first line only; the RAM size both kernels start with
+  kRam,            // ram PAGES: set-up; the RAM size both kernels start with
+  // Device-private memory (docs/devmem.md).
+  // Field use: devmem_add: device, len; ram_hot*: addr, len; devmap: pid, addr,
+  // pfn, prot; physmem_bits, section: len; profile: flags.
+  kDevmemAdd,      // devmem_add DEVICE SIZE            -> devmem id
+  kDevmemRemove,   // devmem_remove DEVMEM
+  kRamHotAdd,      // ram_hotadd START SIZE
+  kRamHotRemove,   // ram_hotremove START SIZE
+  kDevPageAlloc,   // devpage_alloc DEVMEM              -> pfn
+  kDevPagePut,     // devpage_put PFN
+  kDevMap,         // devmap PID ADDR PFN PROT          (test-only entry install; PROT r or rw)
+  kPageFrees,      // page_frees DEVMEM                 -> count
+  // Set-up lines, like `ram`: before every operation, each at most once.
+  kPhysmemBits,    // physmem_bits N
+  kSection,        // section BYTES
+  kProfile,        // profile default|v18   (Op::flags holds the hmm::Profile)
 };
 
 // Bounds of a `ram` line (the impl allocates the struct pages and the data up front).
-constexpr uint64_t kMinTraceRamPages = 1;
-constexpr uint64_t kMaxTraceRamPages = 65536;
+constexpr uint64_t kMinTraceRamPages = kMinRamPages;
+constexpr uint64_t kMaxTraceRamPages = kMaxRamPages;
+
+// Whether an op kind is a set-up line (configures the kernels; no result).
+constexpr bool IsSetupKind(OpKind k) {
+  return k == OpKind::kRam || k == OpKind::kPhysmemBits || k == OpKind::kSection ||
+         k == OpKind::kProfile;
+}
 
 // What a line may assert about its result ("-> ..." in a .hmm file).
 struct Expect {
@@ -56,6 +77,9 @@ struct Op {
   uint32_t prot = 0;
   uint32_t flags = 0;     // MapFlags or MremapFlags
   uint64_t pin = 0;       // unpin
+  uint64_t devmem = 0;    // devmem_remove, devpage_alloc, page_frees
+  uint64_t pfn = 0;       // devpage_put, devmap
+  uint64_t device = 0;    // devmem_add
   std::vector<uint8_t> data;  // write
   std::optional<Expect> expect;
   int line = 0;           // source line in a .hmm file; 0 when generated
