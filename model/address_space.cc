@@ -58,8 +58,15 @@ void SplitVmaAt(Process& p, Vpn vpn) {
   p.vmas.emplace(vpn, tail);
 }
 
-void ZapPtes(Process& p, Vpn start, Vpn end) {
-  p.ptes.erase(p.ptes.lower_bound(start), p.ptes.lower_bound(end));
+void ZapPtes(State& s, Pid pid, Vpn start, Vpn end) {
+  Process& p = s.procs.at(pid);
+  // Loop invariant: the PTEs of [start, it) are gone, and every device page
+  // whose last reference went with them has had its page_free logged.
+  for (auto it = p.ptes.lower_bound(start); it != p.ptes.end() && it->first < end;) {
+    const Pte pte = it->second;
+    it = p.ptes.erase(it);
+    if (pte.device) PutZoneDevicePage(s, pte.device_pfn);
+  }
 }
 
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end) {
@@ -67,7 +74,7 @@ void UnmapRange(State& s, Pid pid, Vpn start, Vpn end) {
   SplitVmaAt(p, start);
   SplitVmaAt(p, end);
   p.vmas.erase(p.vmas.lower_bound(start), p.vmas.lower_bound(end));
-  ZapPtes(p, start, end);
+  ZapPtes(s, pid, start, end);
   ReleaseUnreferenced(s);
 }
 
@@ -75,7 +82,7 @@ uint64_t CountPtes(const State& s, PageId page) {
   uint64_t n = 0;
   for (const auto& [pid, proc] : s.procs) {
     for (const auto& [vpn, pte] : proc.ptes) {
-      if (!pte.zero && pte.page == page) ++n;
+      if (MapsPage(pte) && pte.page == page) ++n;
     }
   }
   return n;
@@ -116,7 +123,7 @@ std::set<PageId> ReferencedPages(const State& s) {
   std::set<PageId> used;
   for (const auto& [pid, proc] : s.procs) {
     for (const auto& [vpn, pte] : proc.ptes) {
-      if (!pte.zero) used.insert(pte.page);
+      if (MapsPage(pte)) used.insert(pte.page);
     }
   }
   for (const auto& [id, obj] : s.objects) {

@@ -3,7 +3,8 @@
 // The helpers that model::Kernel's operations share: page arithmetic, VMA
 // lookup and splitting, the first-fit search, unmapping a range, and page
 // lifetime (allocation against ram_pages, release of whatever nothing refers
-// to any more). Private to //model:kernel. Each helper is a few lines over
+// to any more), and the device-page refcount that zapping and the devmem
+// operations share. Private to //model:kernel. Each helper is a few lines over
 // std::map, so that the operations read like the kernel functions they mirror.
 
 #ifndef HMMREF_MODEL_ADDRESS_SPACE_H_
@@ -55,11 +56,18 @@ void SplitVmaAt(Process& p, Vpn vpn);
 // Mirrors: mm/mmap.c do_vmi_munmap().
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end);
 
-// Removes every PTE of [start, end). Releases nothing: the caller does.
-// Mirrors: mm/memory.c zap_page_range_single().
-void ZapPtes(Process& p, Vpn start, Vpn end);
+// Removes every PTE of [start, end) in `pid`, in address order. A device entry
+// drops its page's reference as it goes, so a page_free is logged at the drop
+// of a page's last reference (docs/devmem.md). Releases no RAM page: the
+// caller does.
+// Mirrors: mm/memory.c zap_page_range_single(), zap_pte_range().
+void ZapPtes(State& s, Pid pid, Vpn start, Vpn end);
 
-// How many PTEs, over all processes, map `page` (the zero page never counts).
+// Whether the PTE maps a RAM page: neither the zero page nor a device entry.
+inline bool MapsPage(const Pte& pte) { return !pte.zero && !pte.device; }
+
+// How many PTEs, over all processes, map `page` (the zero page and device
+// entries never count).
 uint64_t CountPtes(const State& s, PageId page);
 
 // Whether some pin holds `page`.
@@ -74,6 +82,25 @@ Result<PageId> AllocPage(State& s, uint64_t ram_pages, const Page& contents);
 // so a page dies the moment its last reference goes.
 // Mirrors: mm/mmap.c remove_vma() (fput of the shmem file), mm/swap.c folio_put().
 void ReleaseUnreferenced(State& s);
+
+// --- Device pages (defined in devmem.cc) ---
+// A device page's refcount is derived, never stored: 1 (the ZONE_DEVICE base
+// reference) + 1 if the driver holds it + 1 per device entry naming it. The
+// page is free at 1 (kernel/memremap.c, the 2017 rule).
+
+// The id of the live devmem whose range holds pfn; 0 when none does.
+uint64_t DevmemOfPfn(const State& s, uint64_t pfn);
+
+// How many device entries, over all processes, name pfn.
+uint64_t CountDeviceEntries(const State& s, uint64_t pfn);
+
+// 1 + held + entries, for a pfn of a live devmem.
+uint64_t DevicePageRefcount(const State& s, uint64_t pfn);
+
+// Logs page_free(pfn) when its page is free now (refcount 1).
+// REQUIRES: the caller has just dropped one reference (an entry or `held`).
+// Mirrors: kernel/memremap.c put_zone_device_private_or_public_page().
+void PutZoneDevicePage(State& s, uint64_t pfn);
 
 }  // namespace hmm::model
 

@@ -11,11 +11,14 @@
 //   4. pages nothing reached, by old id (only a broken state has them).
 // Ids are decided by structure alone (the old ids only order the unreached
 // leftovers), so equal-up-to-renaming states canonicalize identically.
+// Device entries name no page: their device pfns, like devmem ids, resources
+// and the event log, are physical identities and are never renamed.
 
 #include <cassert>
 #include <map>
 #include <vector>
 
+#include "model/address_space.h"
 #include "model/kernel.h"
 
 namespace hmm::model {
@@ -42,13 +45,28 @@ bool Vma::operator==(const Vma& o) const {
 }
 
 bool Pte::operator==(const Pte& o) const {
-  return zero == o.zero && page == o.page && write == o.write;
+  return zero == o.zero && page == o.page && write == o.write && device == o.device &&
+         device_pfn == o.device_pfn;
+}
+
+bool Resource::operator==(const Resource& o) const {
+  return start == o.start && end == o.end && device == o.device && boot == o.boot &&
+         devmem == o.devmem;
+}
+
+bool Devmem::operator==(const Devmem& o) const {
+  return device == o.device && first_pfn == o.first_pfn && npages == o.npages && pages == o.pages;
+}
+
+bool DeviceEvent::operator==(const DeviceEvent& o) const {
+  return kind == o.kind && devmem == o.devmem && pfn == o.pfn && pid == o.pid && addr == o.addr;
 }
 
 bool State::operator==(const State& o) const {
   return procs == o.procs && pages == o.pages && objects == o.objects && pins == o.pins &&
          next_pid == o.next_pid && next_pin == o.next_pin && next_page == o.next_page &&
-         next_object == o.next_object;
+         next_object == o.next_object && config == o.config && resources == o.resources &&
+         devmems == o.devmems && events == o.events && next_devmem == o.next_devmem;
 }
 
 namespace {
@@ -78,7 +96,7 @@ Renaming NameInOrderOfFirstUse(const State& s) {
   Renaming r;
   for (const auto& [pid, proc] : s.procs) {
     for (const auto& [vpn, pte] : proc.ptes) {
-      if (!pte.zero) r.NamePage(pte.page);
+      if (MapsPage(pte)) r.NamePage(pte.page);
     }
     for (const auto& [start, vma] : proc.vmas) {
       if (vma.shared) r.NameObject(s, vma.object);
@@ -100,7 +118,7 @@ Process RenameProcess(const Process& proc, const Renaming& r) {
     out.vmas.emplace(start, vma);
   }
   for (auto [vpn, pte] : proc.ptes) {
-    if (!pte.zero) pte.page = r.pages.at(pte.page);
+    if (MapsPage(pte)) pte.page = r.pages.at(pte.page);
     out.ptes.emplace(vpn, pte);
   }
   return out;
@@ -125,6 +143,13 @@ State Canonicalize(const State& s) {
   out.next_pin = s.next_pin;
   out.next_page = r.pages.size() + 1;
   out.next_object = r.objects.size() + 1;
+  // Device memory is physical identity: resources, devmems, device pfns (in
+  // the PTEs above) and the event log are kept as they are.
+  out.config = s.config;
+  out.resources = s.resources;
+  out.devmems = s.devmems;
+  out.events = s.events;
+  out.next_devmem = s.next_devmem;
   return out;
 }
 

@@ -4,7 +4,9 @@
 // (CpuWrite) and long-term pins (PinUserPages). Each walks its range page by
 // page in address order and faults each page in before touching it; a
 // failure leaves the pages before it faulted in (and, for a store, written),
-// as copy_to_user() returning a short count does.
+// as copy_to_user() returning a short count does. A device entry is never
+// read or written by the CPU: reaching one runs its devmem's fault callback
+// and the access fails (docs/devmem.md).
 
 #include <utility>
 #include <vector>
@@ -89,6 +91,22 @@ Errno WriteFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn v
   return Errno::kOk;
 }
 
+// A CPU access reaching a device entry: the devmem's fault callback runs (and
+// is logged); until migration exists it answers VM_FAULT_SIGBUS, so the access
+// fails and the entry stays. The CPU never reads device memory.
+// Mirrors: mm/memory.c do_swap_page() -> device_private_entry_fault(),
+// mm/hmm.c hmm_devmem_fault().
+Errno DeviceEntryFault(State& s, Pid pid, Vpn vpn, uint64_t pfn) {
+  DeviceEvent event;
+  event.kind = DeviceEvent::kFault;
+  event.devmem = DevmemOfPfn(s, pfn);
+  event.pfn = pfn;
+  event.pid = pid.value;
+  event.addr = VpnToAddr(vpn);
+  s.events.push_back(event);
+  return Errno::kFault;
+}
+
 }  // namespace
 
 // REQUIRES: pid is live.
@@ -99,8 +117,14 @@ Errno Kernel::FaultIn(Pid pid, Vpn vpn, bool write) {
   const Access access = write ? Access::kWrite : Access::kRead;
   // Is the address inside a VMA?
   if (vma == nullptr) return Errno::kFault;
-  // Does the VMA allow the access?
+  // Does the VMA allow the access? (Before any entry is looked at, as the
+  // arch fault handler's access_error() runs before handle_mm_fault().)
   if (!VmaAllows(*vma, access)) return Errno::kFault;
+  // Is it a device entry? The owner's fault callback answers SIGBUS.
+  auto pte = p.ptes.find(vpn);
+  if (pte != p.ptes.end() && pte->second.device) {
+    return DeviceEntryFault(s_, pid, vpn, pte->second.device_pfn);
+  }
   if (write) return WriteFault(s_, ram_pages_, p, *vma, vpn);
   return ReadFault(s_, ram_pages_, p, *vma, vpn);
 }

@@ -1,8 +1,9 @@
 // File: model/fork.cc
 //
 // fork: the child gets every VMA; private PTEs are shared copy-on-write, except
-// pinned pages, which the child gets as its own copy; shared VMAs' PTEs are
-// left for the child to fault in.
+// pinned pages, which the child gets as its own copy; device entries are
+// shared, read-only in both; shared VMAs' PTEs are left for the child to
+// fault in.
 
 #include "model/address_space.h"
 #include "model/kernel.h"
@@ -35,6 +36,17 @@ Errno CopyPresentPte(State& s, uint64_t ram_pages, Process& parent, Process& chi
   return Errno::kOk;
 }
 
+// Gives the child the parent's device entry at vpn: one more reference on the
+// device page (refcount is derived from the entries). A private VMA is a COW
+// mapping, so a write entry becomes read in parent and child: the first CPU
+// write in either faults.
+// Mirrors: mm/memory.c copy_one_pte() (is_device_private_entry() branch).
+void CopyDeviceEntry(Process& parent, Process& child, Vpn vpn) {
+  Pte& pte = parent.ptes.at(vpn);
+  pte.write = false;
+  child.ptes[vpn] = pte;
+}
+
 }  // namespace
 
 // Mirrors: kernel/fork.c copy_process(), dup_mmap(); mm/memory.c copy_page_range().
@@ -54,6 +66,11 @@ Result<Pid> Kernel::Fork(Pid pid) {
     const Vma& vma = *FindVma(parent, vpn);
     // Is the VMA shared? Its PTEs are not copied (no anon_vma): the child faults.
     if (vma.shared) continue;
+    // Is it a device entry? Shared with the child, read-only in both.
+    if (pte.device) {
+      CopyDeviceEntry(parent, child, vpn);
+      continue;
+    }
     const Errno err = CopyPresentPte(next, ram_pages_, parent, child, vpn, vma);
     if (err != Errno::kOk) return err;
   }

@@ -1,4 +1,7 @@
 // File: model/invariants.cc
+//
+// The invariants of the CPU address space and the table of all of them
+// (AllInvariants); the device-memory invariants are in devmem_invariants.cc.
 
 #include "model/invariants.h"
 
@@ -7,34 +10,10 @@
 #include <set>
 
 #include "model/address_space.h"
+#include "model/invariant_walk.h"
 
 namespace hmm::model {
 namespace {
-
-std::string Hex(uint64_t x) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[x % 16]);
-    x /= 16;
-  } while (x != 0);
-  return "0x" + out;
-}
-
-std::string Where(Pid pid, Vpn vpn) {
-  return "pid " + std::to_string(pid.value) + " vpn " + Hex(vpn.value);
-}
-
-std::string Describe(const Pte& pte) {
-  return pte.zero ? "zero page" : "page " + std::to_string(pte.page);
-}
-
-// Calls fn(pid, vpn, pte, vma) for every PTE; vma is null when none holds it.
-void ForEachPte(const State& s, const std::function<void(Pid, Vpn, const Pte&, const Vma*)>& fn) {
-  for (const auto& [pid, proc] : s.procs) {
-    for (const auto& [vpn, pte] : proc.ptes) fn(pid, vpn, pte, FindVma(proc, vpn));
-  }
-}
 
 // How many PTEs of private VMAs map each page.
 std::map<PageId, uint64_t> PrivateMapCounts(const State& s) {
@@ -267,6 +246,8 @@ Violations InvIdsBelowNext(const State& s) {
   for (const auto& [pin, pages] : s.pins) check("pin", pin.value, s.next_pin);
   for (const auto& [id, page] : s.pages) check("page", id, s.next_page);
   for (const auto& [id, obj] : s.objects) check("object", id, s.next_object);
+  for (const auto& [id, devmem] : s.devmems) check("devmem", id, s.next_devmem);
+  for (const DeviceEvent& event : s.events) check("event devmem", event.devmem, s.next_devmem);
   return v;
 }
 
@@ -338,6 +319,35 @@ const std::vector<Entry>& Entries() {
       {{"InvIdsBelowNext", "Every id in use is non-zero and below its next_* counter.",
         "kernel/pid.c:alloc_pid()"},
        StateOnly(InvIdsBelowNext)},
+      {{"InvResourcesDisjoint", "Resources are keyed by start, non-empty and pairwise disjoint.",
+        "kernel/resource.c:__request_resource()"},
+       StateOnly(InvResourcesDisjoint)},
+      {{"InvDevmemMatchesResource",
+        "Each live devmem has exactly one device resource with its range, and each device "
+        "resource belongs to a live devmem.",
+        "mm/hmm.c:hmm_devmem_pages_create()"},
+       StateOnly(InvDevmemMatchesResource)},
+      {{"InvDeviceRangePlacement",
+        "A device resource is section-aligned and lies in [2^max_physmem_bits, "
+        "2^(12 + kDevicePfnBits)) under profile default, below 2^max_physmem_bits under v18.",
+        "mm/hmm.c:hmm_devmem_add()"},
+       StateOnly(InvDeviceRangePlacement)},
+      {{"InvDeviceEntryTargetsLivePage",
+        "A device entry names no RAM page, and an allocated page of a live devmem.",
+        "include/linux/swapops.h:device_private_entry_to_page()"},
+       StateOnly(InvDeviceEntryTargetsLivePage)},
+      {{"InvDeviceEntryPrivateVma", "A device entry lies inside a private VMA of its process.",
+        "mm/migrate.c:migrate_vma_insert_page()"},
+       StateOnly(InvDeviceEntryPrivateVma)},
+      {{"InvDeviceEntryWriteImpliesVmaWrite",
+        "A writable device entry lies in a VMA with kProtWrite.",
+        "mm/mprotect.c:change_pte_range()"},
+       StateOnly(InvDeviceEntryWriteImpliesVmaWrite)},
+      {{"InvPageFreeOncePerAllocation",
+        "Every page of a live devmem has had one page_free per allocation, less one while it "
+        "is held or mapped.",
+        "kernel/memremap.c:put_zone_device_private_or_public_page()"},
+       StateOnly(InvPageFreeOncePerAllocation)},
   };
   return kEntries;
 }

@@ -8,6 +8,9 @@
 // page or object and both values that disagree ("pid 1 vpn 0x10000 page 3:
 // pte.write=1 vma.prot=r"); an empty vector means it holds.
 // CheckAllInvariants() prefixes each line with the invariant's name.
+//
+// "PTE" below means a present entry (a page or the zero page); a device-private
+// entry is a "device entry" and has invariants of its own (docs/devmem.md).
 
 #ifndef HMMREF_MODEL_INVARIANTS_H_
 #define HMMREF_MODEL_INVARIANTS_H_
@@ -55,9 +58,33 @@ Violations InvObjectMapped(const State& s);
 Violations InvRamWithinCapacity(const State& s, uint64_t ram_pages);
 // At most kMaxProcesses processes are live.
 Violations InvProcessCountWithinLimit(const State& s);
-// Every pid, pin, page and object id in use is non-zero and below its next_*
-// counter, so a new id never names an existing thing.
+// Every pid, pin, page, object and devmem id in use (devmem ids in the event
+// log included) is non-zero and below its next_* counter, so a new id never
+// names an existing thing.
 Violations InvIdsBelowNext(const State& s);
+
+// --- Device memory (docs/devmem.md; research invariants 1-10) ---
+
+// Resources are keyed by start, non-empty and pairwise disjoint (invariant 9).
+Violations InvResourcesDisjoint(const State& s);
+// Each live devmem has exactly one device resource, [first_pfn, first_pfn +
+// npages) in bytes, and each device resource belongs to a live devmem.
+Violations InvDevmemMatchesResource(const State& s);
+// A device resource is section-aligned and lies where its profile places it:
+// default, in [2^max_physmem_bits, 2^(12 + kDevicePfnBits)); v18, below
+// 2^max_physmem_bits.
+Violations InvDeviceRangePlacement(const State& s);
+// A device entry names no RAM page, and a page of a live devmem that has been
+// allocated; so a device page outlives its entries (refcount > 1).
+Violations InvDeviceEntryTargetsLivePage(const State& s);
+// A device entry lies inside a private VMA of its process (invariant 28: only
+// anonymous private memory goes to device memory).
+Violations InvDeviceEntryPrivateVma(const State& s);
+// A writable device entry lies in a VMA with kProtWrite (invariant 2).
+Violations InvDeviceEntryWriteImpliesVmaWrite(const State& s);
+// For every page of a live devmem: page_free events == allocations - 1 while
+// the page is held or mapped, == allocations when it is free (invariant 6).
+Violations InvPageFreeOncePerAllocation(const State& s);
 
 // One line per violation of any invariant: "InvName: detail".
 std::vector<std::string> CheckAllInvariants(const State& s, uint64_t ram_pages);

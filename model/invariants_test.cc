@@ -22,22 +22,38 @@ const Pid kChild(2);
 const Vpn kPriv = AddrToVpn(kMmapBase);             // 2 private pages, COW-shared with the child
 const Vpn kShm = AddrToVpn(kMmapBase + Pages(2));   // 2 shared pages (object 1)
 const Vpn kZero = AddrToVpn(kMmapBase + Pages(4));  // 1 private page mapping the zero page
+const Vpn kDev = AddrToVpn(kMmapBase + Pages(5));   // 2 private pages holding device entries
 constexpr uint64_t kRam = 64;
+constexpr uint64_t kDevStart = uint64_t{1} << 46;   // devmem 1, default placement
+constexpr uint64_t kPfn = kDevStart >> kPageShift;  // its first page
 
 // Parent: private [kPriv, +2) written, its second page pinned (so exclusive
 // again); shared [kShm, +2) written; [kZero, +1) read. Child (forked before
 // the pin): shares the first private page read-only, maps the first shared page.
+// Devmem 1: kPfn mapped at kDev by parent and child (read-only since the
+// fork), put by the driver; kPfn + 1 held and mapped writable at kDev + 1 in
+// the parent; kPfn + 2 allocated and put (one page_free).
 State Healthy() {
   Kernel k(kRam);
   const Pid pid = k.CreateProcess().value;
   EXPECT_EQ(k.Mmap(pid, 0, Pages(2), kRw, kMapPrivate).value, VpnToAddr(kPriv));
   EXPECT_EQ(k.Mmap(pid, 0, Pages(2), kRw, kMapShared).value, VpnToAddr(kShm));
   EXPECT_EQ(k.Mmap(pid, 0, Pages(1), kRw, kMapPrivate).value, VpnToAddr(kZero));
+  EXPECT_EQ(k.Mmap(pid, 0, Pages(2), kRw, kMapPrivate).value, VpnToAddr(kDev));
   EXPECT_EQ(k.CpuWrite(pid, VpnToAddr(kPriv), std::vector<uint8_t>(Pages(4), 3)), Errno::kOk);
   EXPECT_TRUE(k.CpuRead(pid, VpnToAddr(kZero), 1).ok());
+  EXPECT_EQ(k.HmmDevmemAdd(DeviceId(1), Pages(3)).value, 1u);
+  EXPECT_EQ(k.DevicePageAlloc(1).value, kPfn);
+  EXPECT_EQ(k.DeviceEntryInstall(pid, VpnToAddr(kDev), kPfn, true), Errno::kOk);
+  EXPECT_EQ(k.DevicePagePut(kPfn), Errno::kOk);
   EXPECT_EQ(k.Fork(pid).value, kChild);
   EXPECT_TRUE(k.PinUserPages(pid, VpnToAddr(Vpn(kPriv.value + 1)), 1).ok());
   EXPECT_TRUE(k.CpuRead(kChild, VpnToAddr(kShm), 1).ok());
+  EXPECT_EQ(k.DevicePageAlloc(1).value, kPfn + 1);
+  EXPECT_EQ(k.DeviceEntryInstall(pid, VpnToAddr(Vpn(kDev.value + 1)), kPfn + 1, true), Errno::kOk);
+  EXPECT_EQ(k.DevicePageAlloc(1).value, kPfn + 2);
+  EXPECT_EQ(k.DevicePagePut(kPfn + 2), Errno::kOk);
+  EXPECT_EQ(k.PageFrees(1).value, 1u);
   return k.state();
 }
 
@@ -85,6 +101,22 @@ std::vector<Breakage> Breakages() {
          while (s.procs.size() <= kMaxProcesses) s.procs[Pid(s.next_pid++)] = Process{};
        }},
       {"InvIdsBelowNext", [](State& s) { s.next_page = 1; }},
+      {"InvResourcesDisjoint",
+       [](State& s) {
+         s.resources[Pages(1)] = Resource{Pages(1), Pages(2), false, false, 0};
+       }},
+      {"InvDevmemMatchesResource", [](State& s) { s.resources.erase(kDevStart); }},
+      {"InvDeviceRangePlacement", [](State& s) { s.config.profile = Profile::kV18; }},
+      {"InvDeviceEntryTargetsLivePage",
+       [](State& s) { PteOf(s, kChild, kDev).device_pfn = kPfn + 3; }},
+      {"InvDeviceEntryPrivateVma",
+       [](State& s) { s.procs.at(kParent).ptes[Vpn(5)] = PteOf(s, kParent, kDev); }},
+      {"InvDeviceEntryWriteImpliesVmaWrite",
+       [](State& s) { s.procs.at(kParent).vmas.at(kDev).prot = kProtRead; }},
+      {"InvPageFreeOncePerAllocation",
+       [](State& s) {
+         s.events.push_back(DeviceEvent{DeviceEvent::kPageFree, 1, kPfn, 0, 0});
+       }},
   };
 }
 
@@ -126,6 +158,13 @@ TEST(InvariantsTest, DetailNamesWhereAndBothValues) {
   const std::vector<std::string> lines = InvZeroPageNeverWritable(s);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], "pid 1 vpn 0x10004 zero page: write=1 page=0, expected write=0 page=0");
+}
+
+TEST(InvariantsTest, DeviceDetailNamesTheEntry) {
+  State s = Healthy();
+  s.procs.at(kParent).vmas.at(kDev).prot = kProtRead;
+  EXPECT_EQ(InvDeviceEntryWriteImpliesVmaWrite(s),
+            Violations{"pid 1 vpn 0x10006 device pfn 0x400000001: entry.write=1 vma.prot=1"});
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 //
 // The address-space system calls of model::Kernel: process creation and exit,
 // mmap, munmap, mprotect, madvise(MADV_DONTNEED) and unpin. Mremap, fork and
-// the fault paths (CPU access, pin) live in mremap.cc, fork.cc and fault.cc.
+// the fault paths (CPU access, pin) live in mremap.cc, fork.cc and fault.cc;
+// the device-memory operations in devmem.cc.
 // Every guard ladder follows docs/model.md rung by rung: pid, then arguments,
 // then state.
 
@@ -12,7 +13,28 @@
 
 namespace hmm::model {
 
-Kernel::Kernel(uint64_t ram_pages) : ram_pages_(ram_pages) {}
+namespace {
+
+// The default Config with `ram_pages` of boot RAM.
+Config WithRamPages(uint64_t ram_pages) {
+  Config config;
+  config.ram_pages = ram_pages;
+  return config;
+}
+
+}  // namespace
+
+Kernel::Kernel(uint64_t ram_pages) : Kernel(WithRamPages(ram_pages)) {}
+
+// Boot: System RAM [0, ram_pages * 4096) is the one resource.
+// Mirrors: arch/x86/kernel/e820.c e820__reserve_resources().
+Kernel::Kernel(const Config& config) : ram_pages_(config.ram_pages) {
+  s_.config = config;
+  Resource ram;
+  ram.end = config.ram_pages << kPageShift;
+  ram.boot = true;
+  s_.resources.emplace(ram.start, ram);
+}
 
 // Mirrors: kernel/fork.c copy_process() for a process with an empty mm.
 Result<Pid> Kernel::CreateProcess() {
@@ -104,8 +126,10 @@ Errno Kernel::Munmap(Pid pid, uint64_t addr, uint64_t len) {
 namespace {
 
 // Sets the prot of every VMA of [start, end) (already split at the edges) and
-// adjusts their PTEs: without write every PTE loses it; with write only PTEs
-// of shared VMAs gain it (a private PTE waits for its write fault: COW).
+// adjusts their PTEs: without write every PTE loses it, device entries
+// included (SWP_DEVICE_WRITE becomes SWP_DEVICE_READ); with write only PTEs
+// of shared VMAs gain it (a private PTE waits for its write fault: COW; device
+// entries live only in private VMAs).
 // Mirrors: mm/mprotect.c mprotect_fixup(), change_pte_range().
 void ChangeProtection(Process& p, Vpn start, Vpn end, uint32_t prot) {
   for (auto it = p.vmas.lower_bound(start); it != p.vmas.lower_bound(end); ++it) {
@@ -163,7 +187,7 @@ Errno Kernel::MadviseDontneed(Pid pid, uint64_t addr, uint64_t len) {
   Process& p = s_.procs.at(pid);
   const Vpn start = AddrToVpn(addr);
   const Vpn end = AddrToVpn(addr + rounded);
-  ZapPtes(p, start, end);
+  ZapPtes(s_, pid, start, end);
   ReleaseUnreferenced(s_);
   return RangeCovered(p, start, end) ? Errno::kOk : Errno::kNoMem;
 }
@@ -181,7 +205,11 @@ Errno Kernel::UnpinUserPages(PinId pin) {
 Errno Kernel::Exit(Pid pid) {
   // Is the pid a live process?
   if (!IsLive(s_, pid)) return Errno::kSrch;
-  // Dropping the process unmaps everything; pins outlive it.
+  // Every PTE goes in vpn order (exit_mmap() unmaps the VMAs in address
+  // order), so device pages log their page_free in that order; then dropping
+  // the process unmaps the VMAs. Pins outlive it. PTEs lie below kMaxVpn
+  // (InvPteInsideVma, InvDeviceEntryPrivateVma).
+  ZapPtes(s_, pid, Vpn(0), Vpn(kMaxVpn));
   s_.procs.erase(pid);
   ReleaseUnreferenced(s_);
   return Errno::kOk;

@@ -1,10 +1,12 @@
 // File: model/kernel.h
 //
 // The abstract state machine of the CPU side of the system: processes, VMAs,
-// present PTEs, pages as plain bytes, shared objects and pins, on std::map with
-// value semantics. It is the specification: docs/model.md states the same
-// contract in prose. impl/kernel.h exposes the same operations with the same
-// signatures, so props/ drives both with one command.
+// PTEs (present, or device-private entries), pages as plain bytes, shared
+// objects and pins, and device memory (resources, devmems, the callback log),
+// on std::map with value semantics. It is the specification: docs/model.md and
+// docs/devmem.md state the same contract in prose. impl/kernel.h exposes the
+// same operations with the same signatures, so props/ drives both with one
+// command.
 //
 // Nothing here is optimized, and nothing may be: where the impl is clever, the
 // model stays obvious, and props/ checks that the two agree.
@@ -60,7 +62,7 @@ struct Page {
 
 struct Process {
   std::map<Vpn, Vma> vmas;  // keyed by start
-  std::map<Vpn, Pte> ptes;  // present entries only
+  std::map<Vpn, Pte> ptes;  // present entries and device-private entries
 
   bool operator==(const Process& o) const { return vmas == o.vmas && ptes == o.ptes; }
 };
@@ -137,7 +139,8 @@ struct State {
 // PTEs by vpn, then its shared VMAs' objects by start, an object's pages by
 // pgoff; then unreached objects; then pins) and resets next_page/next_object
 // to one past the last name, so two states that differ only in naming compare
-// equal. next_pid and next_pin are kept. See model/canonical.cc.
+// equal. next_pid and next_pin are kept, and so is all of device memory
+// (device pfns, resources, devmems, events, next_devmem). See model/canonical.cc.
 State Canonicalize(const State& s);
 
 // Limits shared with impl (docs/model.md).

@@ -44,6 +44,7 @@ class ModelTest : public ::testing::Test {
   explicit ModelTest(uint64_t ram_pages = kDefaultRamPages) : k_(ram_pages) {
     pid_ = k_.CreateProcess().value;
   }
+  explicit ModelTest(const Config& config) : k_(config) { pid_ = k_.CreateProcess().value; }
   void TearDown() override { ExpectInvariantsHold(k_); }
 
   // Maps npages at the first fit; fails the test if mmap fails.

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <algorithm>
 
 namespace hmm::props {
 namespace {
@@ -24,6 +25,7 @@ std::string ProtString(uint32_t prot) {
 }
 
 std::string Describe(const model::Pte& pte) {
+  if (pte.device) return "devpriv " + Hex(pte.device_pfn) + (pte.write ? " w" : " r");
   std::string target = pte.zero ? "zero" : "page#" + std::to_string(pte.page);
   return target + (pte.write ? " rw" : " r");
 }
@@ -57,6 +59,38 @@ std::string Describe(const model::SharedObject& obj) {
   return s + "}";
 }
 
+std::string Describe(const model::Resource& r) {
+  return "[" + Hex(r.start) + "," + Hex(r.end) + ") " +
+         (r.device ? "device-private devmem " + std::to_string(r.devmem)
+                   : std::string(r.boot ? "System RAM (boot)" : "System RAM"));
+}
+
+std::string Describe(const model::Devmem& d) {
+  std::string s = "device " + std::to_string(d.device.value) + " pfns [" + Hex(d.first_pfn) + "," +
+                  Hex(d.first_pfn + d.npages) + ") pages {";
+  bool first = true;
+  for (const auto& [pfn, page] : d.pages) {
+    s += (first ? "" : ", ") + Hex(pfn) + (page.held ? " held" : " free") + " alloc#" +
+         std::to_string(page.allocations);
+    first = false;
+  }
+  return s + "}";
+}
+
+std::string Describe(const model::DeviceEvent& e) {
+  if (e.kind == model::DeviceEvent::kPageFree) {
+    return "page_free(devmem " + std::to_string(e.devmem) + ", pfn " + Hex(e.pfn) + ")";
+  }
+  return "fault(devmem " + std::to_string(e.devmem) + ", pfn " + Hex(e.pfn) + ", pid " +
+         std::to_string(e.pid) + ", addr " + Hex(e.addr) + ")";
+}
+
+std::string Describe(const Config& c) {
+  return "ram " + std::to_string(c.ram_pages) + " physmem_bits " +
+         std::to_string(c.max_physmem_bits) + " section " + Hex(c.section_bytes) + " profile " +
+         (c.profile == Profile::kV18 ? "v18" : "default");
+}
+
 // Collects differences between two maps with the same key type; `what` names
 // the key for a line ("pid 1 vpn 0x10003").
 class Differ {
@@ -75,6 +109,17 @@ class Differ {
       if (mi != m.end() && ii != i.end() && mi->second == ii->second) continue;
       Add(what(k) + ": model=" + (mi == m.end() ? "absent" : Describe(mi->second)) +
           " impl=" + (ii == i.end() ? "absent" : Describe(ii->second)));
+    }
+  }
+
+  // The event logs: the first position where they differ.
+  void Events(const std::vector<model::DeviceEvent>& m, const std::vector<model::DeviceEvent>& i) {
+    for (size_t n = 0; n < std::max(m.size(), i.size()); ++n) {
+      if (n < m.size() && n < i.size() && m[n] == i[n]) continue;
+      Add("event #" + std::to_string(n + 1) + ": model=" +
+          (n < m.size() ? Describe(m[n]) : std::string("none")) +
+          " impl=" + (n < i.size() ? Describe(i[n]) : std::string("none")));
+      return;
     }
   }
 
@@ -111,9 +156,37 @@ void AbstractProcess(const impl::Kernel& kernel, Pid pid, model::Process* proc) 
   for (const impl::PteInfo& p : kernel.Ptes(pid)) {
     model::Pte pte;
     pte.zero = p.zero;
-    pte.page = p.zero ? 0 : p.pfn;
+    pte.page = p.zero || p.device ? 0 : p.pfn;
     pte.write = p.write;
+    pte.device = p.device;
+    pte.device_pfn = p.device ? p.pfn : 0;
     proc->ptes.emplace(Vpn(p.vpn), pte);
+  }
+}
+
+void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
+  s->config = kernel.config();
+  s->next_devmem = 0;
+  for (const impl::ResourceInfo& r : kernel.Resources()) {
+    s->resources.emplace(r.start, model::Resource{r.start, r.end, r.device, r.boot, r.devmem});
+  }
+  for (const impl::DevmemInfo& d : kernel.Devmems()) {
+    model::Devmem& devmem = s->devmems[d.id];
+    devmem.device = DeviceId(d.device);
+    devmem.first_pfn = d.first_pfn;
+    devmem.npages = d.npages;
+    for (const impl::DevicePageInfo& p : d.pages) {
+      devmem.pages.emplace(p.pfn, model::DevicePage{p.held, p.allocations});
+    }
+  }
+  for (const impl::DeviceEventInfo& e : kernel.DeviceEvents()) {
+    model::DeviceEvent event;
+    event.kind = e.fault ? model::DeviceEvent::kFault : model::DeviceEvent::kPageFree;
+    event.devmem = e.devmem;
+    event.pfn = e.pfn;
+    event.pid = e.pid;
+    event.addr = e.addr;
+    s->events.push_back(event);
   }
 }
 
@@ -131,6 +204,7 @@ model::State Abstract(const impl::Kernel& kernel) {
   for (const auto& [pin, pfns] : kernel.Pins()) {
     s.pins.emplace(pin, std::vector<model::PageId>(pfns.begin(), pfns.end()));
   }
+  AbstractDevices(kernel, &s);
   return s;
 }
 
@@ -162,6 +236,14 @@ std::vector<std::string> DiffStates(const model::State& m, const model::State& i
   d.Maps<PinId, std::vector<model::PageId>>(m.pins, i.pins, [](const PinId& p) {
     return "pin " + std::to_string(p.value);
   });
+  if (!(m.config == i.config)) d.Add("config: model=" + Describe(m.config) + " impl=" + Describe(i.config));
+  d.Maps<uint64_t, model::Resource>(m.resources, i.resources, [](const uint64_t& start) {
+    return "resource at " + Hex(start);
+  });
+  d.Maps<uint64_t, model::Devmem>(m.devmems, i.devmems, [](const uint64_t& id) {
+    return "devmem " + std::to_string(id);
+  });
+  d.Events(m.events, i.events);
   return d.Take();
 }
 

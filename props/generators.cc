@@ -12,15 +12,6 @@ using rc::gen::weightedOneOf;
 
 constexpr uint64_t kPage = kPageSize;
 
-rc::Gen<uint64_t> GenPid() {
-  return weightedElement<uint64_t>({{10, 1}, {6, 2}, {3, 3}, {1, 0}, {1, 70}});
-}
-
-rc::Gen<uint64_t> GenWindowPage() {
-  return rc::gen::map(inRange<uint64_t>(0, kWindowPages),
-                      [](uint64_t i) { return kMmapBase + i * kPage; });
-}
-
 rc::Gen<uint64_t> GenAddr() {
   return weightedOneOf<uint64_t>({
       {20, GenWindowPage()},
@@ -137,6 +128,15 @@ void FillOp(Op* op) {
 }
 
 }  // namespace
+
+rc::Gen<uint64_t> GenPid() {
+  return weightedElement<uint64_t>({{10, 1}, {6, 2}, {3, 3}, {1, 0}, {1, 70}});
+}
+
+rc::Gen<uint64_t> GenWindowPage() {
+  return rc::gen::map(inRange<uint64_t>(0, kWindowPages),
+                      [](uint64_t i) { return kMmapBase + i * kPage; });
+}
 
 rc::Gen<Op> GenCpuOp() {
   return rc::gen::exec([] {

@@ -20,6 +20,11 @@ namespace hmm::props {
 // Pages in the address window the generators aim at.
 constexpr uint64_t kWindowPages = 16;
 
+// A pid: mostly 1..3, sometimes one that never exists.
+rc::Gen<uint64_t> GenPid();
+// A page-aligned address in the window.
+rc::Gen<uint64_t> GenWindowPage();
+
 rc::Gen<Op> GenCpuOp();
 
 // The first lines of every suite trace: one sequence in five starts with a
@@ -30,6 +35,20 @@ rc::Gen<std::vector<Op>> GenCpuPrologue();
 // A trace of at most `max_steps` operations (shrinks by dropping steps and
 // simplifying each). It does not start with `process`: the suite adds one.
 rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps);
+
+// --- The devmem suite (props/generators_devmem.cc) ---
+
+// The machine of a devmem trace: physmem_bits 32 and 64 KiB sections, so the
+// placement limit is 0x100000000 and device pfns start near 0x100000; one
+// trace in four uses the v18 profile (placement below the limit).
+rc::Gen<Config> GenDevmemConfig();
+
+// Set-up lines for `config`, then a `process` line.
+std::vector<Op> DevmemPrologue(const Config& config);
+
+// A trace mixing CPU operations with device-memory operations whose pfns,
+// ranges and ids aim at what `config`'s placement produces.
+rc::Gen<std::vector<Op>> GenDevmemTrace(const Config& config, uint64_t max_steps);
 
 }  // namespace hmm::props
 

@@ -5,9 +5,11 @@
 #include <sstream>
 
 #include "impl/kernel.h"
+#include "impl/pte.h"
 #include "model/invariants.h"
 #include "model/kernel.h"
 #include "props/abstract.h"
+#include "props/apply.h"
 #include "props/trace.h"
 
 namespace hmm::props {
@@ -17,70 +19,8 @@ static_assert(model::kMaxProcesses == impl::kMaxProcesses, "limits differ");
 static_assert(model::kMaxAccess == impl::kMaxAccess, "limits differ");
 static_assert(model::kMaxPinPages == impl::kMaxPinPages, "limits differ");
 static_assert(model::kDefaultRamPages == impl::kDefaultRamPages, "limits differ");
-
-template <typename T>
-OpResult FromResult(const Result<T>& r, uint64_t value) {
-  OpResult out;
-  out.err = r.err;
-  if (r.ok()) out.value = value;
-  return out;
-}
-
-OpResult FromErrno(Errno e) {
-  OpResult out;
-  out.err = e;
-  return out;
-}
-
-// One Op on one side. model::Kernel and impl::Kernel have the same signatures,
-// so this is the only place that maps trace lines onto operations.
-template <typename Kernel>
-OpResult Apply(Kernel& k, const Op& op) {
-  const Pid pid(op.pid);
-  switch (op.kind) {
-    case OpKind::kCreateProcess: {
-      auto r = k.CreateProcess();
-      return FromResult(r, r.value.value);
-    }
-    case OpKind::kExit:
-      return FromErrno(k.Exit(pid));
-    case OpKind::kMmap: {
-      auto r = k.Mmap(pid, op.addr, op.len, op.prot, op.flags);
-      return FromResult(r, r.value);
-    }
-    case OpKind::kMunmap:
-      return FromErrno(k.Munmap(pid, op.addr, op.len));
-    case OpKind::kMprotect:
-      return FromErrno(k.Mprotect(pid, op.addr, op.len, op.prot));
-    case OpKind::kMadviseDontneed:
-      return FromErrno(k.MadviseDontneed(pid, op.addr, op.len));
-    case OpKind::kRead: {
-      auto r = k.CpuRead(pid, op.addr, op.len);
-      OpResult out = FromErrno(r.err);
-      if (r.ok()) out.data = r.value;
-      return out;
-    }
-    case OpKind::kWrite:
-      return FromErrno(k.CpuWrite(pid, op.addr, op.data));
-    case OpKind::kPin: {
-      auto r = k.PinUserPages(pid, op.addr, op.len);
-      return FromResult(r, r.value.value);
-    }
-    case OpKind::kUnpin:
-      return FromErrno(k.UnpinUserPages(PinId(op.pin)));
-    case OpKind::kFork: {
-      auto r = k.Fork(pid);
-      return FromResult(r, r.value.value);
-    }
-    case OpKind::kMremap: {
-      auto r = k.Mremap(pid, op.addr, op.len, op.new_len, op.flags, op.new_addr);
-      return FromResult(r, r.value);
-    }
-    case OpKind::kRam:  // consumed by RunTrace before the kernels exist
-      return FromErrno(Errno::kOk);
-  }
-  return FromErrno(Errno::kInval);
-}
+static_assert(kDevicePfnBits == impl::kSwpOffsetBits,
+              "device pfns must fit the device-private swap entry's offset field");
 
 std::string Hex(uint64_t v) {
   std::ostringstream os;
@@ -156,28 +96,35 @@ bool CheckStates(const model::Kernel& m, const impl::Kernel& i, RunReport* repor
   return true;
 }
 
-// The RAM size: a leading `ram` line, else the options, else the default.
-uint64_t RamPages(const std::vector<Op>& ops, const RunOptions& options) {
-  if (!ops.empty() && ops.front().kind == OpKind::kRam) return ops.front().len;
-  return options.ram_pages ? options.ram_pages : model::kDefaultRamPages;
+// The machine: the leading set-up lines over the options over the defaults.
+Config ConfigOf(const std::vector<Op>& ops, const RunOptions& options) {
+  Config config;
+  if (options.ram_pages != 0) config.ram_pages = options.ram_pages;
+  for (const Op& op : ops) {
+    if (!IsSetupKind(op.kind)) break;
+    ApplySetup(op, &config);
+  }
+  return config;
 }
 
-// A `ram` line anywhere but first (only a hand-built vector can have one; the
+// A set-up line after an operation (only a hand-built vector can have one; the
 // parser refuses it) would be silently meaningless: report it instead.
-bool CheckPlacement(const StepRecord& step, RunReport* report) {
-  if (step.op.kind != OpKind::kRam || step.index == 1) return true;
+bool CheckSetupPlacement(const StepRecord& step, bool seen_operation, RunReport* report) {
+  if (!IsSetupKind(step.op.kind) || !seen_operation) return true;
   report->check = "trace";
-  report->problems.push_back("'ram' must be the first line of a trace");
+  report->problems.push_back("set-up line '" + OpName(step.op.kind) +
+                             "' must come before every operation");
   return false;
 }
 
 }  // namespace
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
-  const uint64_t ram = RamPages(ops, options);
-  model::Kernel m(ram);
-  impl::Kernel i(ram);
+  const Config config = ConfigOf(ops, options);
+  model::Kernel m(config);
+  impl::Kernel i(config);
   RunReport report;
+  bool seen_operation = false;
   for (const Op& op : ops) {
     StepRecord step;
     step.index = report.steps.size() + 1;
@@ -186,7 +133,9 @@ RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
     step.impl = Apply(i, op);
     report.steps.push_back(step);
     report.steps_run = step.index;
-    if (!CheckPlacement(step, &report) || !CheckResults(step, options.check_expect, &report) ||
+    const bool misplaced = !CheckSetupPlacement(step, seen_operation, &report);
+    seen_operation = seen_operation || !IsSetupKind(op.kind);
+    if (misplaced || !CheckResults(step, options.check_expect, &report) ||
         (options.check_states && !CheckStates(m, i, &report))) {
       report.ok = false;
       report.failing_step = step.index;

@@ -8,6 +8,7 @@
 #include "props/suite.h"
 
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -71,39 +72,79 @@ void LoadRapidcheckConfigurationQuietly() {
   (void)loaded;
 }
 
-// The property: a generated trace, after its prologue, runs clean.
-auto CpuProperty(uint64_t max_steps, Observed* seen) {
+// Runs one generated trace and records a failure; shared by every suite.
+void CheckTrace(std::vector<Op> ops, Observed* seen) {
+  RunReport report = RunTrace(ops);
+  seen->steps += report.steps_run;
+  if (report.ok) return;
+  // Drop the steps after the failing one: they were never run.
+  ops.resize(report.failing_step);
+  if (!seen->failed) seen->first_failing = ops;
+  seen->failed = true;
+  seen->last_failing = ops;
+  RC_FAIL("step " + std::to_string(report.failing_step) + " fails check '" + report.check + "'");
+}
+
+std::vector<Op> Concat(std::vector<Op> head, const std::vector<Op>& tail) {
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
+// The properties: a generated trace, after its prologue, runs clean.
+std::function<void()> CpuProperty(uint64_t max_steps, Observed* seen) {
+  return [max_steps, seen] { CheckTrace(Concat(*GenCpuPrologue(), *GenCpuTrace(max_steps)), seen); };
+}
+
+std::function<void()> DevmemProperty(uint64_t max_steps, Observed* seen) {
   return [max_steps, seen] {
-    std::vector<Op> ops = *GenCpuPrologue();
-    std::vector<Op> body = *GenCpuTrace(max_steps);
-    ops.insert(ops.end(), body.begin(), body.end());
-    RunReport report = RunTrace(ops);
-    seen->steps += report.steps_run;
-    if (report.ok) return;
-    // Drop the steps after the failing one: they were never run.
-    ops.resize(report.failing_step);
-    if (!seen->failed) seen->first_failing = ops;
-    seen->failed = true;
-    seen->last_failing = ops;
-    RC_FAIL("step " + std::to_string(report.failing_step) + " fails check '" + report.check +
-            "'");
+    const Config config = *GenDevmemConfig();
+    CheckTrace(Concat(DevmemPrologue(config), *GenDevmemTrace(config, max_steps)), seen);
   };
+}
+
+using PropertyMaker = std::function<void()> (*)(uint64_t, Observed*);
+
+struct Suite {
+  SuiteInfo info;
+  PropertyMaker property;
+};
+
+const std::vector<Suite>& AllSuites() {
+  static const std::vector<Suite> kSuites = {
+      {{"cpu", "the CPU address space: mmap, munmap, mprotect, mremap, fork, madvise, "
+               "read/write faults, pin/unpin, exit"},
+       &CpuProperty},
+      {{"devmem", "ZONE_DEVICE device-private memory: placement, RAM hot-add, device page "
+                  "refcounts and page_free, device-private entries under fork, munmap, "
+                  "mprotect and CPU access"},
+       &DevmemProperty},
+  };
+  return kSuites;
+}
+
+const Suite* FindSuite(const std::string& name) {
+  for (const Suite& s : AllSuites()) {
+    if (s.info.name == name) return &s;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
 const std::vector<SuiteInfo>& Suites() {
-  static const std::vector<SuiteInfo> kSuites = {
-      {"cpu", "the CPU address space: mmap, munmap, mprotect, mremap, fork, madvise, "
-              "read/write faults, pin/unpin, exit"},
-  };
-  return kSuites;
+  static const std::vector<SuiteInfo> kInfos = [] {
+    std::vector<SuiteInfo> infos;
+    for (const Suite& s : AllSuites()) infos.push_back(s.info);
+    return infos;
+  }();
+  return kInfos;
 }
 
 SuiteResult RunSuite(const SuiteOptions& options) {
   SuiteResult result;
   result.name = options.name;
-  if (options.name != "cpu") {
+  const Suite* suite = FindSuite(options.name);
+  if (suite == nullptr) {
     result.unknown_suite = true;
     return result;
   }
@@ -118,7 +159,7 @@ SuiteResult RunSuite(const SuiteOptions& options) {
   rc::detail::TestMetadata metadata{"hmmref/" + options.name, options.name};
   auto start = std::chrono::steady_clock::now();
   rc::detail::TestResult outcome = rc::detail::checkProperty(
-      rc::detail::toProperty(CpuProperty(options.max_steps, &seen)), metadata, params, listener);
+      rc::detail::toProperty(suite->property(options.max_steps, &seen)), metadata, params, listener);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.steps = seen.steps;
   result.sequences = listener.progress().sequences;

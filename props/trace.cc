@@ -31,6 +31,7 @@ using trace_values::Fail;
 using trace_values::FormatData;
 using trace_values::FormatMmapFlags;
 using trace_values::FormatMremapFlags;
+using trace_values::FormatProfile;
 using trace_values::FormatProt;
 using trace_values::Hex;
 using trace_values::IsDataToken;
@@ -38,6 +39,7 @@ using trace_values::ParseData;
 using trace_values::ParseMmapFlags;
 using trace_values::ParseMremapFlags;
 using trace_values::ParseNumber;
+using trace_values::ParseProfile;
 using trace_values::ParseProt;
 using trace_values::Show;
 using trace_values::StartsWithDigit;
@@ -49,8 +51,12 @@ enum class Arg : uint8_t {
   kLen,          // Op::len, hex
   kNewLen,       // Op::new_len, hex
   kNewAddr,      // Op::new_addr, hex
-  kNpages,       // Op::len, decimal
+  kNpages,       // Op::len, decimal (pin NPAGES, ram PAGES, physmem_bits N)
   kPin,          // Op::pin, decimal
+  kDevice,       // Op::device, decimal
+  kDevmem,       // Op::devmem, decimal
+  kPfn,          // Op::pfn, hex
+  kProfile,      // Op::flags: default or v18 (hmm::Profile)
   kProt,         // Op::prot: none r w rw, PROT_*, numbers, joined by '|'
   kMmapFlags,    // Op::flags: shared private fixed, MAP_*, numbers
   kMremapFlags,  // Op::flags: maymove fixed, MREMAP_*, numbers
@@ -59,7 +65,11 @@ enum class Arg : uint8_t {
 };
 
 // What a successful operation returns, so which "-> RESULT" forms fit.
-enum class Returns : uint8_t { kNothing, kPid, kAddr, kPinId, kBytes };
+enum class Returns : uint8_t { kNothing, kPid, kAddr, kPinId, kBytes, kDevmemId, kPfn, kCount };
+
+// The returns whose result is a number, and whether it prints in hex.
+bool ReturnsValue(Returns r) { return r != Returns::kNothing && r != Returns::kBytes; }
+bool ReturnsHex(Returns r) { return r == Returns::kAddr || r == Returns::kPfn; }
 
 struct OpSpec {
   OpKind kind;
@@ -94,7 +104,27 @@ const std::vector<OpSpec>& Specs() {
       {OpKind::kMremap, "mremap", "PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]",
        Returns::kAddr, 1, false,
        {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kNewLen, Arg::kMremapFlags, Arg::kNewAddr}},
+      // Device-private memory (docs/devmem.md).
+      {OpKind::kDevmemAdd, "devmem_add", "DEVICE SIZE", Returns::kDevmemId, 0, false,
+       {Arg::kDevice, Arg::kLen}},
+      {OpKind::kDevmemRemove, "devmem_remove", "DEVMEM", Returns::kNothing, 0, false,
+       {Arg::kDevmem}},
+      {OpKind::kRamHotAdd, "ram_hotadd", "START SIZE", Returns::kNothing, 0, false,
+       {Arg::kAddr, Arg::kLen}},
+      {OpKind::kRamHotRemove, "ram_hotremove", "START SIZE", Returns::kNothing, 0, false,
+       {Arg::kAddr, Arg::kLen}},
+      {OpKind::kDevPageAlloc, "devpage_alloc", "DEVMEM", Returns::kPfn, 0, false,
+       {Arg::kDevmem}},
+      {OpKind::kDevPagePut, "devpage_put", "PFN", Returns::kNothing, 0, false, {Arg::kPfn}},
+      {OpKind::kDevMap, "devmap", "PID ADDR PFN PROT", Returns::kNothing, 0, false,
+       {Arg::kPid, Arg::kAddr, Arg::kPfn, Arg::kProt}},
+      {OpKind::kPageFrees, "page_frees", "DEVMEM", Returns::kCount, 0, false, {Arg::kDevmem}},
+      // Set-up lines (IsSetupKind): before every operation, each at most once.
       {OpKind::kRam, "ram", "PAGES", Returns::kNothing, 0, false, {Arg::kNpages}},
+      {OpKind::kPhysmemBits, "physmem_bits", "N", Returns::kNothing, 0, false, {Arg::kNpages}},
+      {OpKind::kSection, "section", "BYTES", Returns::kNothing, 0, false, {Arg::kLen}},
+      {OpKind::kProfile, "profile", "default|v18", Returns::kNothing, 0, false,
+       {Arg::kProfile}},
   };
   return kSpecs;
 }
@@ -171,6 +201,10 @@ bool ParseArg(Arg arg, const std::string& token, Op* op, std::string* msg) {
     case Arg::kNewAddr: return ParseNumber(token, 64, &op->new_addr, msg);
     case Arg::kNpages: return ParseNumber(token, 64, &op->len, msg);
     case Arg::kPin: return ParseNumber(token, 64, &op->pin, msg);
+    case Arg::kDevice: return ParseNumber(token, 64, &op->device, msg);
+    case Arg::kDevmem: return ParseNumber(token, 64, &op->devmem, msg);
+    case Arg::kPfn: return ParseNumber(token, 64, &op->pfn, msg);
+    case Arg::kProfile: return ParseProfile(token, &op->flags, msg);
     case Arg::kProt: return ParseProt(token, &op->prot, msg);
     case Arg::kMmapFlags: return ParseMmapFlags(token, &op->flags, msg);
     case Arg::kMremapFlags: return ParseMremapFlags(token, &op->flags, msg);
@@ -218,13 +252,15 @@ const char* ReturnsPhrase(Returns r) {
     case Returns::kAddr: return "returns an address: expected ok, an errno or a number";
     case Returns::kPinId: return "returns a pin id: expected ok, an errno or a number";
     case Returns::kBytes: return "returns bytes: expected ok, an errno or bytes";
+    case Returns::kDevmemId: return "returns a devmem id: expected ok, an errno or a number";
+    case Returns::kPfn: return "returns a pfn: expected ok, an errno or a number";
+    case Returns::kCount: return "returns a count: expected ok, an errno or a number";
   }
   return "";
 }
 
 bool ParseResult(const OpSpec& spec, const std::string& token, Expect* e, std::string* msg) {
-  const bool is_value = spec.returns == Returns::kPid || spec.returns == Returns::kAddr ||
-                        spec.returns == Returns::kPinId;
+  const bool is_value = ReturnsValue(spec.returns);
   const bool is_number = StartsWithDigit(token);
   if (token == "ok" || ParseErrno(token.c_str(), &e->err)) return true;
   if ((is_number && !is_value) || (IsDataToken(token) && spec.returns != Returns::kBytes)) {
@@ -279,6 +315,10 @@ std::string FormatArg(Arg arg, const Op& op) {
     case Arg::kNewAddr: return Hex(op.new_addr);
     case Arg::kNpages: return Dec(op.len);
     case Arg::kPin: return Dec(op.pin);
+    case Arg::kDevice: return Dec(op.device);
+    case Arg::kDevmem: return Dec(op.devmem);
+    case Arg::kPfn: return Hex(op.pfn);
+    case Arg::kProfile: return FormatProfile(op.flags);
     case Arg::kProt: return FormatProt(op.prot);
     case Arg::kMmapFlags: return FormatMmapFlags(op.flags);
     case Arg::kMremapFlags: return FormatMremapFlags(op.flags);
@@ -306,37 +346,71 @@ std::string FormatResult(const Op& op) {
   if (!op.expect.has_value() || spec == nullptr) return "";
   const Expect& e = *op.expect;
   if (e.err != Errno::kOk) return ErrnoName(e.err);
-  switch (spec->returns) {
-    case Returns::kNothing: return "ok";
-    case Returns::kPid:
-    case Returns::kPinId: return e.value ? Dec(*e.value) : "ok";
-    case Returns::kAddr: return e.value ? Hex(*e.value) : "ok";
-    case Returns::kBytes: return e.data ? FormatData(*e.data) : "ok";
-  }
-  return "ok";
+  if (spec->returns == Returns::kBytes) return e.data ? FormatData(*e.data) : "ok";
+  if (!ReturnsValue(spec->returns) || !e.value) return "ok";
+  return ReturnsHex(spec->returns) ? Hex(*e.value) : Dec(*e.value);
 }
 
 }  // namespace
 
 namespace {
 
-// A `ram` line sets up the kernels, so it must come first, with a size the
-// impl can allocate.
-bool CheckRamLine(const Op& op, bool first, std::string* msg) {
-  if (op.kind != OpKind::kRam) return true;
-  if (!first) return Fail(msg, "'ram' must come before every operation");
-  if (op.len < kMinTraceRamPages || op.len > kMaxTraceRamPages) {
-    return Fail(msg, "ram wants " + Dec(kMinTraceRamPages) + " to " + Dec(kMaxTraceRamPages) +
-                         " pages, got " + Dec(op.len));
+// Set-up lines (IsSetupKind) configure the kernels before they exist, so they
+// come before every operation, each kind at most once, with values the kernels
+// accept (model/types.h Config bounds). `ram` keeps its original messages.
+class SetupRule {
+ public:
+  bool Check(const Op& op, std::string* msg) {
+    if (!IsSetupKind(op.kind)) {
+      seen_operation_ = true;
+      return true;
+    }
+    const std::string name = OpName(op.kind);
+    if (seen_operation_) return Fail(msg, "'" + name + "' must come before every operation");
+    const size_t bit = static_cast<size_t>(op.kind);
+    if ((seen_kinds_ >> bit) & 1u) return Fail(msg, "'" + name + "' given twice");
+    seen_kinds_ |= uint64_t{1} << bit;
+    return CheckValue(op, msg);
   }
-  return true;
-}
+
+ private:
+  static bool CheckValue(const Op& op, std::string* msg) {
+    switch (op.kind) {
+      case OpKind::kRam:
+        if (op.len < kMinTraceRamPages || op.len > kMaxTraceRamPages) {
+          return Fail(msg, "ram wants " + Dec(kMinTraceRamPages) + " to " +
+                               Dec(kMaxTraceRamPages) + " pages, got " + Dec(op.len));
+        }
+        return true;
+      case OpKind::kPhysmemBits:
+        if (op.len < kMinPhysmemBits || op.len > kMaxPhysmemBits) {
+          return Fail(msg, "physmem_bits wants " + Dec(kMinPhysmemBits) + " to " +
+                               Dec(kMaxPhysmemBits) + ", got " + Dec(op.len));
+        }
+        return true;
+      case OpKind::kSection:
+        if (op.len < kMinSectionBytes || op.len > kMaxSectionBytes ||
+            (op.len & (op.len - 1)) != 0) {
+          return Fail(msg, "section wants a power of two from " + Dec(kMinSectionBytes) +
+                               " to " + Dec(kMaxSectionBytes) + " bytes, got " + Hex(op.len));
+        }
+        return true;
+      default:  // profile: its word was checked when the line was parsed
+        return true;
+    }
+  }
+
+  bool seen_operation_ = false;
+  uint64_t seen_kinds_ = 0;  // bit per OpKind
+  static_assert(static_cast<size_t>(OpKind::kProfile) < 64, "seen_kinds_ has a bit per kind");
+};
 
 }  // namespace
 
 bool ParseTrace(const std::string& text, const std::string& filename, std::vector<Op>* ops,
                 std::string* error) {
   std::vector<Op> parsed;
+  SetupRule setup;
   size_t lineno = 0;
   for (size_t pos = 0; pos <= text.size();) {
     size_t end = std::min(text.find('\n', pos), text.size());
@@ -351,7 +425,7 @@ bool ParseTrace(const std::string& text, const std::string& filename, std::vecto
       if (error != nullptr) *error = filename + ":" + Dec(lineno) + ": " + msg;
       return false;
     }
-    if (has_op && !CheckRamLine(op, parsed.empty(), &msg)) {
+    if (has_op && !setup.Check(op, &msg)) {
       if (error != nullptr) *error = filename + ":" + Dec(lineno) + ": " + msg;
       return false;
     }
@@ -420,10 +494,7 @@ Expect ExpectFromResult(OpKind kind, const OpResult& result) {
   const OpSpec* spec = SpecOf(kind);
   if (result.err != Errno::kOk || spec == nullptr) return e;
   if (spec->returns == Returns::kBytes) e.data = result.data;
-  if (spec->returns == Returns::kPid || spec->returns == Returns::kAddr ||
-      spec->returns == Returns::kPinId) {
-    e.value = result.value;
-  }
+  if (ReturnsValue(spec->returns)) e.value = result.value;
   return e;
 }
 

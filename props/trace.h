@@ -35,6 +35,9 @@ namespace hmm::props {
 constexpr uint64_t kMaxFillBytes = uint64_t{1} << 20;
 
 // Parses a whole trace. `filename` only prefixes error messages.
+// Set-up lines (props/op.h IsSetupKind: ram, physmem_bits, section, profile)
+// must come before every operation, each kind at most once, with values inside
+// the Config bounds of model/types.h.
 // Returns true iff every line is well formed; then *ops holds one Op per
 // operation line, in order, each with `line` set to its 1-based line number.
 // Returns false at the first malformed line, with *error (if not null) set to
@@ -49,7 +52,8 @@ bool ParseTraceFile(const std::string& path, std::vector<Op>* ops, std::string* 
 // One line in canonical syntax, without a newline, ending in " -> RESULT" when
 // op.expect is set. Only the part of the expectation that op.kind can return
 // is printed: an errno other than kOk wins; else bytes for read, the value for
-// process, fork, mmap, mremap and pin, and `ok` for the rest.
+// process, fork, mmap, mremap, pin, devmem_add, devpage_alloc and page_frees
+// (addresses and pfns in hex, the rest in decimal), and `ok` for the rest.
 // ParseTrace(FormatOp(op)) gives back `op` (apart from `line`) for every op
 // whose expectation has that shape; ExpectFromResult builds one.
 std::string FormatOp(const Op& op);

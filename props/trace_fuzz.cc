@@ -43,8 +43,8 @@ bool SameExpect(const std::optional<Expect>& a, const std::optional<Expect>& b) 
 bool SameOp(const Op& a, const Op& b) {
   return a.kind == b.kind && a.pid == b.pid && a.addr == b.addr && a.len == b.len &&
          a.new_len == b.new_len && a.new_addr == b.new_addr && a.prot == b.prot &&
-         a.flags == b.flags && a.pin == b.pin && a.data == b.data &&
-         SameExpect(a.expect, b.expect);
+         a.flags == b.flags && a.pin == b.pin && a.devmem == b.devmem && a.pfn == b.pfn &&
+         a.device == b.device && a.data == b.data && SameExpect(a.expect, b.expect);
 }
 
 // "fuzz.hmm:LINE: " with 1 <= LINE <= the number of lines in `text`.

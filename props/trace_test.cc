@@ -31,8 +31,8 @@ bool SameExpect(const std::optional<Expect>& a, const std::optional<Expect>& b) 
 bool SameOp(const Op& a, const Op& b) {
   return a.kind == b.kind && a.pid == b.pid && a.addr == b.addr && a.len == b.len &&
          a.new_len == b.new_len && a.new_addr == b.new_addr && a.prot == b.prot &&
-         a.flags == b.flags && a.pin == b.pin && a.data == b.data &&
-         SameExpect(a.expect, b.expect);
+         a.flags == b.flags && a.pin == b.pin && a.devmem == b.devmem && a.pfn == b.pfn &&
+         a.device == b.device && a.data == b.data && SameExpect(a.expect, b.expect);
 }
 
 // Parses one text that must be well formed.
@@ -189,6 +189,92 @@ TEST(TraceParse, NumbersAtTheLimits) {
   EXPECT_EQ(MustParseOne("mprotect 1 0 1 0xffffffff").prot, UINT32_MAX);
 }
 
+TEST(TraceParse, DevmemAddAndRemove) {
+  Op add = MustParseOne("devmem_add 3 0x10000");
+  EXPECT_EQ(add.kind, OpKind::kDevmemAdd);
+  EXPECT_EQ(add.device, 3u);
+  EXPECT_EQ(add.len, 0x10000u);
+  Op remove = MustParseOne("devmem_remove 2");
+  EXPECT_EQ(remove.kind, OpKind::kDevmemRemove);
+  EXPECT_EQ(remove.devmem, 2u);
+}
+
+TEST(TraceParse, RamHotplug) {
+  Op add = MustParseOne("ram_hotadd 0x800000 0x10000");
+  EXPECT_EQ(add.kind, OpKind::kRamHotAdd);
+  EXPECT_EQ(add.addr, 0x800000u);
+  EXPECT_EQ(add.len, 0x10000u);
+  Op remove = MustParseOne("ram_hotremove 0x800000 65536");
+  EXPECT_EQ(remove.kind, OpKind::kRamHotRemove);
+  EXPECT_EQ(remove.addr, 0x800000u);
+  EXPECT_EQ(remove.len, 0x10000u);
+}
+
+TEST(TraceParse, DevicePages) {
+  Op alloc = MustParseOne("devpage_alloc 1");
+  EXPECT_EQ(alloc.kind, OpKind::kDevPageAlloc);
+  EXPECT_EQ(alloc.devmem, 1u);
+  Op put = MustParseOne("devpage_put 0x100000");
+  EXPECT_EQ(put.kind, OpKind::kDevPagePut);
+  EXPECT_EQ(put.pfn, 0x100000u);
+  Op frees = MustParseOne("page_frees 4");
+  EXPECT_EQ(frees.kind, OpKind::kPageFrees);
+  EXPECT_EQ(frees.devmem, 4u);
+}
+
+TEST(TraceParse, Devmap) {
+  Op op = MustParseOne("devmap 2 0x10000000 0x100001 rw");
+  EXPECT_EQ(op.kind, OpKind::kDevMap);
+  EXPECT_EQ(op.pid, 2u);
+  EXPECT_EQ(op.addr, 0x10000000u);
+  EXPECT_EQ(op.pfn, 0x100001u);
+  EXPECT_EQ(op.prot, uint32_t{kProtRead | kProtWrite});
+  EXPECT_EQ(MustParseOne("devmap 1 0 0 r").prot, uint32_t{kProtRead});
+  EXPECT_EQ(MustParseOne("devmap 1 0 0 PROT_READ|PROT_WRITE").prot,
+            uint32_t{kProtRead | kProtWrite});
+  EXPECT_EQ(MustParseOne("devmap 1 0 0 none|0x8").prot, 0x8u);  // as for mprotect
+}
+
+TEST(TraceParse, SetupLines) {
+  std::vector<Op> ops = MustParse(
+      "# the machine\n"
+      "profile v18\n"
+      "physmem_bits 32\n"
+      "section 0x10000\n"
+      "ram 16\n"
+      "process -> 1\n");
+  ASSERT_EQ(ops.size(), 5u);
+  EXPECT_EQ(ops[0].kind, OpKind::kProfile);
+  EXPECT_EQ(ops[0].flags, static_cast<uint32_t>(Profile::kV18));
+  EXPECT_EQ(ops[0].line, 2);
+  EXPECT_EQ(ops[1].kind, OpKind::kPhysmemBits);
+  EXPECT_EQ(ops[1].len, 32u);
+  EXPECT_EQ(ops[2].kind, OpKind::kSection);
+  EXPECT_EQ(ops[2].len, 0x10000u);
+  EXPECT_EQ(ops[3].kind, OpKind::kRam);
+  EXPECT_EQ(ops[3].len, 16u);
+  EXPECT_EQ(ops[4].line, 6);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(IsSetupKind(ops[i].kind));
+  EXPECT_FALSE(IsSetupKind(ops[4].kind));
+  EXPECT_EQ(MustParseOne("profile default").flags, static_cast<uint32_t>(Profile::kDefault));
+}
+
+TEST(TraceParse, SetupValuesAtTheirBounds) {
+  EXPECT_EQ(MustParseOne("physmem_bits 32").len, 32u);
+  EXPECT_EQ(MustParseOne("physmem_bits 52").len, 52u);
+  EXPECT_EQ(MustParseOne("physmem_bits 0x34").len, 52u);
+  EXPECT_EQ(MustParseOne("section 4096").len, 4096u);
+  EXPECT_EQ(MustParseOne("section 0x40000000").len, uint64_t{1} << 30);
+  EXPECT_EQ(MustParseOne("ram 1").len, 1u);
+  EXPECT_EQ(MustParseOne("ram 65536").len, 65536u);
+  EXPECT_EQ(MustParseOne("ram 2 -> ok").expect->err, Errno::kOk);  // allowed, as before
+}
+
+TEST(TraceParse, SetupLinesInAnyOrderOnceEach) {
+  EXPECT_EQ(MustParse("ram 8\nsection 0x1000\nprofile default\nphysmem_bits 40\n").size(), 4u);
+  EXPECT_EQ(MustParse("\n# x\nsection 0x1000\n\nram 8\nexit 1\nfork 1\n").size(), 4u);
+}
+
 // --- Expectations ---
 
 TEST(TraceExpect, EachForm) {
@@ -218,6 +304,24 @@ TEST(TraceExpect, EachForm) {
   EXPECT_EQ(MustParseOne("read 1 0 4 -> fill:0*4").expect->data,
             std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(4, 0)));
   EXPECT_FALSE(MustParseOne("read 1 0 4 -> ok").expect->data.has_value());
+}
+
+TEST(TraceExpect, DeviceResults) {
+  EXPECT_EQ(MustParseOne("devmem_add 1 0x10000 -> 2").expect->value,
+            std::optional<uint64_t>(2));
+  EXPECT_EQ(MustParseOne("devpage_alloc 1 -> 0x100000").expect->value,
+            std::optional<uint64_t>(0x100000));
+  EXPECT_EQ(MustParseOne("page_frees 1 -> 0").expect->value, std::optional<uint64_t>(0));
+  EXPECT_EQ(MustParseOne("page_frees 1 -> 3").expect->value, std::optional<uint64_t>(3));
+  EXPECT_EQ(MustParseOne("devmem_add 1 0 -> kInval").expect->err, Errno::kInval);
+  EXPECT_EQ(MustParseOne("devmem_add 1 0x10000 -> ERANGE").expect->err, Errno::kRange);
+  EXPECT_EQ(MustParseOne("devpage_alloc 1 -> kNoMem").expect->err, Errno::kNoMem);
+  EXPECT_EQ(MustParseOne("devpage_put 0x5 -> kNoEnt").expect->err, Errno::kNoEnt);
+  EXPECT_EQ(MustParseOne("devmap 9 0 0 r -> ESRCH").expect->err, Errno::kSrch);
+  EXPECT_EQ(MustParseOne("ram_hotadd 0 0x1000 -> kBusy").expect->err, Errno::kBusy);
+  EXPECT_EQ(MustParseOne("ram_hotremove 0 0x1000 -> ok").expect->err, Errno::kOk);
+  EXPECT_EQ(MustParseOne("devmem_remove 1 -> ok").expect->err, Errno::kOk);
+  EXPECT_FALSE(MustParseOne("devpage_alloc 1 -> ok").expect->value.has_value());
 }
 
 TEST(TraceExpect, ArrowNeedsNoSpaces) {
@@ -339,6 +443,71 @@ TEST(TraceErrors, EachMessageWithItsLine) {
       {"exit\x01 1", "t.hmm:1: unexpected byte 0x01"},
       {"exit \xc3\xa9", "t.hmm:1: unexpected byte 0xc3"},
       {"exit 1\r2", "t.hmm:1: unexpected byte 0x0d"},
+      // Device-private memory lines.
+      {"devmem_add 1", "t.hmm:1: expected 2 arguments for devmem_add (DEVICE SIZE), got 1"},
+      {"devmem_remove", "t.hmm:1: expected 1 argument for devmem_remove (DEVMEM), got 0"},
+      {"ram_hotadd 0 0x1000 1",
+       "t.hmm:1: expected 2 arguments for ram_hotadd (START SIZE), got 3"},
+      {"ram_hotremove 0", "t.hmm:1: expected 2 arguments for ram_hotremove (START SIZE), got 1"},
+      {"devpage_alloc 1 2", "t.hmm:1: expected 1 argument for devpage_alloc (DEVMEM), got 2"},
+      {"devpage_put", "t.hmm:1: expected 1 argument for devpage_put (PFN), got 0"},
+      {"devmap 1 0x10000000 0x100000",
+       "t.hmm:1: expected 4 arguments for devmap (PID ADDR PFN PROT), got 3"},
+      {"devmap 1 0x10000000 0x100000 r w",
+       "t.hmm:1: expected 4 arguments for devmap (PID ADDR PFN PROT), got 5"},
+      {"page_frees", "t.hmm:1: expected 1 argument for page_frees (DEVMEM), got 0"},
+      {"devmap 1 0 0x100000 rx", "t.hmm:1: unknown protection 'rx'"},
+      {"devpage_put 0x10000g", "t.hmm:1: bad number '0x10000g'"},
+      {"devmem_add 1 0x10000 -> \"x\"",
+       "t.hmm:1: devmem_add returns a devmem id: expected ok, an errno or a number, got '\"x\"'"},
+      {"devpage_alloc 1 -> hex:00",
+       "t.hmm:1: devpage_alloc returns a pfn: expected ok, an errno or a number, got 'hex:00'"},
+      {"page_frees 1 -> fill:0*1",
+       "t.hmm:1: page_frees returns a count: expected ok, an errno or a number, got 'fill:0*1'"},
+      {"devpage_put 0x100000 -> 0x100000",
+       "t.hmm:1: devpage_put returns no value: expected ok or an errno, got '0x100000'"},
+      {"devmap 1 0 0 r -> 1",
+       "t.hmm:1: devmap returns no value: expected ok or an errno, got '1'"},
+      {"devmem_remove 1 -> 1",
+       "t.hmm:1: devmem_remove returns no value: expected ok or an errno, got '1'"},
+      {"ram_hotadd 0 0x1000 -> 0", "t.hmm:1: ram_hotadd returns no value: expected ok or an errno, got '0'"},
+      {"page_frees 1 -> 0x1g", "t.hmm:1: bad number '0x1g'"},
+      // Set-up lines: first, once each, in range.
+      {"process\nram 8", "t.hmm:2: 'ram' must come before every operation"},
+      {"ram 0", "t.hmm:1: ram wants 1 to 65536 pages, got 0"},
+      {"ram 65537", "t.hmm:1: ram wants 1 to 65536 pages, got 65537"},
+      {"ram 8\nram 8", "t.hmm:2: 'ram' given twice"},
+      {"profile v18\n\nprocess -> 1\nsection 0x10000",
+       "t.hmm:4: 'section' must come before every operation"},
+      {"devmem_add 1 0x10000\nphysmem_bits 32",
+       "t.hmm:2: 'physmem_bits' must come before every operation"},
+      {"exit 1\nprofile default", "t.hmm:2: 'profile' must come before every operation"},
+      {"section 0x10000\nphysmem_bits 32\nsection 0x10000", "t.hmm:3: 'section' given twice"},
+      {"physmem_bits 32\nphysmem_bits 33", "t.hmm:2: 'physmem_bits' given twice"},
+      {"profile v18\nram 4\nprofile v18", "t.hmm:3: 'profile' given twice"},
+      {"ram 8\nprocess\nram 8", "t.hmm:3: 'ram' must come before every operation"},
+      {"physmem_bits 60", "t.hmm:1: physmem_bits wants 32 to 52, got 60"},
+      {"physmem_bits 31", "t.hmm:1: physmem_bits wants 32 to 52, got 31"},
+      {"physmem_bits 53", "t.hmm:1: physmem_bits wants 32 to 52, got 53"},
+      {"physmem_bits 0xffffffffffffffff",
+       "t.hmm:1: physmem_bits wants 32 to 52, got 18446744073709551615"},
+      {"physmem_bits", "t.hmm:1: expected 1 argument for physmem_bits (N), got 0"},
+      {"section 0x3000",
+       "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, got 0x3000"},
+      {"section 0", "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, got 0x0"},
+      {"section 0x800",
+       "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, got 0x800"},
+      {"section 0x80000000",
+       "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, got 0x80000000"},
+      {"section 0x8000000000000000",
+       "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, "
+       "got 0x8000000000000000"},
+      {"section 1 2", "t.hmm:1: expected 1 argument for section (BYTES), got 2"},
+      {"profile v19", "t.hmm:1: unknown profile 'v19' (expected default or v18)"},
+      {"profile 1", "t.hmm:1: unknown profile '1' (expected default or v18)"},
+      {"profile V18", "t.hmm:1: unknown profile 'V18' (expected default or v18)"},
+      {"profile", "t.hmm:1: expected 1 argument for profile (default|v18), got 0"},
+      {"profile v18 -> 1", "t.hmm:1: profile returns no value: expected ok or an errno, got '1'"},
   };
   for (const ErrorCase& c : cases) {
     EXPECT_EQ(ErrorOf(c.text), c.error) << "in: " << c.text;
@@ -407,6 +576,25 @@ TEST(TraceFormat, CanonicalLines) {
       "mremap 1 0x10000000 0x2000 0x4000 maymove -> 0x10002000",
       "mremap 1 0x10000000 0x2000 0x2000 maymove|fixed 0x20000000 -> 0x20000000",
       "mremap 1 0x10000000 0x2000 0x2000 0 -> ok",
+      "devmem_add 1 0x10000 -> 1",
+      "devmem_add 18446744073709551615 0xffffffffffffffff -> kInval",
+      "devmem_remove 1 -> kBusy",
+      "ram_hotadd 0x800000 0x10000 -> ok",
+      "ram_hotremove 0x0 0x400000 -> kBusy",
+      "devpage_alloc 2 -> 0x100010",
+      "devpage_alloc 2 -> kNoMem",
+      "devpage_put 0x100000 -> ok",
+      "devmap 1 0x10000000 0x100000 rw -> ok",
+      "devmap 1 0x10000000 0x100000 r",
+      "devmap 1 0x10000000 0x100000 r|0x8 -> kInval",
+      "page_frees 1 -> 0",
+      "page_frees 1 -> 12",
+      "page_frees 1 -> ok",
+      "physmem_bits 32",
+      "section 0x10000",
+      "ram 16",
+      "profile default",
+      "profile v18",
   };
   for (const std::string& line : canonical) {
     EXPECT_EQ(FormatOp(MustParseOne(line)), line);
@@ -461,6 +649,50 @@ TEST(TraceFormat, OpNames) {
   EXPECT_EQ(OpName(OpKind::kMremap), "mremap");
   EXPECT_EQ(OpName(OpKind::kRead), "read");
   EXPECT_EQ(OpName(OpKind::kWrite), "write");
+  EXPECT_EQ(OpName(OpKind::kDevmemAdd), "devmem_add");
+  EXPECT_EQ(OpName(OpKind::kDevmemRemove), "devmem_remove");
+  EXPECT_EQ(OpName(OpKind::kRamHotAdd), "ram_hotadd");
+  EXPECT_EQ(OpName(OpKind::kRamHotRemove), "ram_hotremove");
+  EXPECT_EQ(OpName(OpKind::kDevPageAlloc), "devpage_alloc");
+  EXPECT_EQ(OpName(OpKind::kDevPagePut), "devpage_put");
+  EXPECT_EQ(OpName(OpKind::kDevMap), "devmap");
+  EXPECT_EQ(OpName(OpKind::kPageFrees), "page_frees");
+  EXPECT_EQ(OpName(OpKind::kPhysmemBits), "physmem_bits");
+  EXPECT_EQ(OpName(OpKind::kSection), "section");
+  EXPECT_EQ(OpName(OpKind::kProfile), "profile");
+  EXPECT_EQ(OpName(OpKind::kRam), "ram");
+}
+
+TEST(TraceFormat, EveryKindHasAName) {
+  for (int k = 0; k <= static_cast<int>(OpKind::kProfile); ++k) {
+    EXPECT_EQ(OpName(static_cast<OpKind>(k)).rfind("unknown-op-", 0), std::string::npos) << k;
+  }
+}
+
+TEST(TraceFormat, DeviceExpectFromResult) {
+  OpResult r;
+  r.value = 0x100000;
+  r.data = {1};
+  for (OpKind kind : {OpKind::kDevmemAdd, OpKind::kDevPageAlloc, OpKind::kPageFrees}) {
+    Expect e = ExpectFromResult(kind, r);
+    EXPECT_EQ(e.value, std::optional<uint64_t>(0x100000)) << OpName(kind);
+    EXPECT_FALSE(e.data.has_value());
+  }
+  for (OpKind kind : {OpKind::kDevmemRemove, OpKind::kRamHotAdd, OpKind::kRamHotRemove,
+                      OpKind::kDevPagePut, OpKind::kDevMap, OpKind::kPhysmemBits,
+                      OpKind::kSection, OpKind::kProfile}) {
+    Expect e = ExpectFromResult(kind, r);
+    EXPECT_FALSE(e.value.has_value()) << OpName(kind);
+    EXPECT_FALSE(e.data.has_value());
+  }
+  Op op = MustParseOne("page_frees 1");
+  r.value = 0;
+  op.expect = ExpectFromResult(OpKind::kPageFrees, r);
+  EXPECT_EQ(FormatOp(op), "page_frees 1 -> 0");
+  op = MustParseOne("devpage_alloc 1");
+  r.value = 0x100000;
+  op.expect = ExpectFromResult(OpKind::kDevPageAlloc, r);
+  EXPECT_EQ(FormatOp(op), "devpage_alloc 1 -> 0x100000");
 }
 
 // --- Round trip: Parse(Format(op)) == op ---

@@ -177,6 +177,34 @@ std::string FormatMmapFlags(uint32_t flags) { return FormatBits(flags, kMmapName
 
 std::string FormatMremapFlags(uint32_t flags) { return FormatBits(flags, kMremapNames); }
 
+// --- Words ---
+
+namespace {
+
+constexpr struct {
+  Profile profile;
+  const char* name;
+} kProfileNames[] = {{Profile::kDefault, "default"}, {Profile::kV18, "v18"}};
+
+}  // namespace
+
+bool ParseProfile(const std::string& token, uint32_t* out, std::string* msg) {
+  for (const auto& p : kProfileNames) {
+    if (token == p.name) {
+      *out = static_cast<uint32_t>(p.profile);
+      return true;
+    }
+  }
+  return Fail(msg, "unknown profile " + Show(token) + " (expected default or v18)");
+}
+
+std::string FormatProfile(uint32_t profile) {
+  for (const auto& p : kProfileNames) {
+    if (profile == static_cast<uint32_t>(p.profile)) return p.name;
+  }
+  return Dec(profile);
+}
+
 // --- Data ---
 
 namespace {

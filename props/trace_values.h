@@ -57,6 +57,14 @@ std::string FormatProt(uint32_t prot);
 std::string FormatMmapFlags(uint32_t flags);
 std::string FormatMremapFlags(uint32_t flags);
 
+// --- Words ---
+
+// A `profile` line's word: default or v18, into the hmm::Profile value.
+bool ParseProfile(const std::string& token, uint32_t* out, std::string* msg);
+// The word for a hmm::Profile value; any other value as a decimal number (which
+// does not parse back: no such profile exists).
+std::string FormatProfile(uint32_t profile);
+
 // --- Data: "text", hex:HEX, fill:BYTE*COUNT ---
 
 // True iff the token has the shape of data (starts with '"', hex: or fill:),

@@ -1,0 +1,108 @@
+// File: props/apply.h
+//
+// The one place that maps a trace line (props::Op) onto an operation.
+// model::Kernel and impl::Kernel have the same signatures, so Apply is a
+// template over the side; set-up lines are folded into a Config before either
+// kernel exists (ApplySetup) and are no-ops here.
+
+#ifndef HMMREF_PROPS_APPLY_H_
+#define HMMREF_PROPS_APPLY_H_
+
+#include "model/types.h"
+#include "props/op.h"
+
+namespace hmm::props {
+
+template <typename T>
+OpResult FromResult(const Result<T>& r, uint64_t value) {
+  OpResult out;
+  out.err = r.err;
+  if (r.ok()) out.value = value;
+  return out;
+}
+
+inline OpResult FromErrno(Errno e) {
+  OpResult out;
+  out.err = e;
+  return out;
+}
+
+// A set-up line's effect on the machine.
+inline void ApplySetup(const Op& op, Config* config) {
+  switch (op.kind) {
+    case OpKind::kRam: config->ram_pages = op.len; return;
+    case OpKind::kPhysmemBits: config->max_physmem_bits = static_cast<unsigned>(op.len); return;
+    case OpKind::kSection: config->section_bytes = op.len; return;
+    case OpKind::kProfile: config->profile = static_cast<Profile>(op.flags); return;
+    default: return;
+  }
+}
+
+template <typename Kernel>
+OpResult ApplyDevice(Kernel& k, const Op& op) {
+  switch (op.kind) {
+    case OpKind::kDevmemAdd: {
+      auto r = k.HmmDevmemAdd(DeviceId(op.device), op.len);
+      return FromResult(r, r.value);
+    }
+    case OpKind::kDevmemRemove: return FromErrno(k.HmmDevmemRemove(op.devmem));
+    case OpKind::kRamHotAdd: return FromErrno(k.RamHotAdd(op.addr, op.len));
+    case OpKind::kRamHotRemove: return FromErrno(k.RamHotRemove(op.addr, op.len));
+    case OpKind::kDevPageAlloc: {
+      auto r = k.DevicePageAlloc(op.devmem);
+      return FromResult(r, r.value);
+    }
+    case OpKind::kDevPagePut: return FromErrno(k.DevicePagePut(op.pfn));
+    case OpKind::kDevMap:
+      return FromErrno(k.DeviceEntryInstall(Pid(op.pid), op.addr, op.pfn, (op.prot & kProtWrite) != 0));
+    case OpKind::kPageFrees: {
+      auto r = k.PageFrees(op.devmem);
+      return FromResult(r, r.value);
+    }
+    default: return FromErrno(Errno::kOk);  // set-up lines: consumed by ApplySetup
+  }
+}
+
+template <typename Kernel>
+OpResult Apply(Kernel& k, const Op& op) {
+  const Pid pid(op.pid);
+  switch (op.kind) {
+    case OpKind::kCreateProcess: {
+      auto r = k.CreateProcess();
+      return FromResult(r, r.value.value);
+    }
+    case OpKind::kExit: return FromErrno(k.Exit(pid));
+    case OpKind::kMmap: {
+      auto r = k.Mmap(pid, op.addr, op.len, op.prot, op.flags);
+      return FromResult(r, r.value);
+    }
+    case OpKind::kMunmap: return FromErrno(k.Munmap(pid, op.addr, op.len));
+    case OpKind::kMprotect: return FromErrno(k.Mprotect(pid, op.addr, op.len, op.prot));
+    case OpKind::kMadviseDontneed: return FromErrno(k.MadviseDontneed(pid, op.addr, op.len));
+    case OpKind::kRead: {
+      auto r = k.CpuRead(pid, op.addr, op.len);
+      OpResult out = FromErrno(r.err);
+      if (r.ok()) out.data = r.value;
+      return out;
+    }
+    case OpKind::kWrite: return FromErrno(k.CpuWrite(pid, op.addr, op.data));
+    case OpKind::kPin: {
+      auto r = k.PinUserPages(pid, op.addr, op.len);
+      return FromResult(r, r.value.value);
+    }
+    case OpKind::kUnpin: return FromErrno(k.UnpinUserPages(PinId(op.pin)));
+    case OpKind::kFork: {
+      auto r = k.Fork(pid);
+      return FromResult(r, r.value.value);
+    }
+    case OpKind::kMremap: {
+      auto r = k.Mremap(pid, op.addr, op.len, op.new_len, op.flags, op.new_addr);
+      return FromResult(r, r.value);
+    }
+    default: return ApplyDevice(k, op);
+  }
+}
+
+}  // namespace hmm::props
+
+#endif  // HMMREF_PROPS_APPLY_H_
