@@ -20,6 +20,12 @@ const char* DefectName(Defect d) {
       return "kMprotectKeepsWrite";
     case Defect::kForkCopiesSharedPtes:
       return "kForkCopiesSharedPtes";
+    case Defect::kPageFreeTwice:
+      return "kPageFreeTwice";
+    case Defect::kForkKeepsDeviceWrite:
+      return "kForkKeepsDeviceWrite";
+    case Defect::kPlacementOverlapsRam:
+      return "kPlacementOverlapsRam";
   }
   return "kUnknownDefect";
 }

@@ -19,7 +19,7 @@ enum class Defect {
   kMprotectKeepsWrite,     // mprotect(PROT_READ) leaves PTE write bits set
   kForkCopiesSharedPtes,   // fork copies PTEs of shared VMAs (harmless to data; abstract state differs)
   // Device-private memory (docs/devmem.md):
-  kPageFreeTwice,          // a put to refcount 1 logs page_free, and so does the zap after it
+  kPageFreeTwice,          // a put leaving entries logs page_free; so does the zap that frees
   kForkKeepsDeviceWrite,   // fork copies a write device entry without downgrading it
   kPlacementOverlapsRam,   // default placement starts one section below the limit (over RAM's space)
 };

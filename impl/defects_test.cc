@@ -1,7 +1,8 @@
 // File: impl/defects_test.cc
 //
 // Each seeded defect is reachable and changes what an operation does; all
-// but the harmless one also break the representation invariant. The property
+// but the two harmless ones (kForkCopiesSharedPtes, kForkKeepsDeviceWrite)
+// also break the representation invariant. The property
 // suites (props/defects_test.cc) must find them through the model; this test
 // only proves the hooks are wired.
 
@@ -35,6 +36,9 @@ class DefectsTest : public ::testing::Test {
 TEST_F(DefectsTest, NamesAreTheEnumerators) {
   EXPECT_STREQ(DefectName(Defect::kNone), "kNone");
   EXPECT_STREQ(DefectName(Defect::kForkCopiesSharedPtes), "kForkCopiesSharedPtes");
+  EXPECT_STREQ(DefectName(Defect::kPageFreeTwice), "kPageFreeTwice");
+  EXPECT_STREQ(DefectName(Defect::kForkKeepsDeviceWrite), "kForkKeepsDeviceWrite");
+  EXPECT_STREQ(DefectName(Defect::kPlacementOverlapsRam), "kPlacementOverlapsRam");
   EXPECT_FALSE(DefectActive(Defect::kCowNotBroken));
   SetSeededDefect(Defect::kCowNotBroken);
   EXPECT_TRUE(DefectActive(Defect::kCowNotBroken));
@@ -97,6 +101,86 @@ TEST_F(DefectsTest, ForkCopiesSharedPtesGivesTheChildPtes) {
   Pid child = k.Fork(parent).value;
   EXPECT_EQ(k.Ptes(child).size(), 1u);
   EXPECT_TRUE(k.RepInvariant().empty()) << "harmless to the representation";
+}
+
+// --- Device-private memory (docs/devmem.md) ---
+
+constexpr uint64_t kLimit = uint64_t{1} << 46;  // 2^max_physmem_bits, the default
+constexpr uint64_t kSection = uint64_t{1} << 27;
+
+Config SmallSections() {
+  Config c;
+  c.section_bytes = 4 * kPageSize;
+  return c;
+}
+
+uint64_t PageFreeEvents(const Kernel& k) {
+  uint64_t n = 0;
+  for (const DeviceEventInfo& e : k.DeviceEvents()) n += !e.fault;
+  return n;
+}
+
+TEST_F(DefectsTest, PageFreeTwiceLogsAtThePutAndAgainAtTheZap) {
+  SetSeededDefect(Defect::kPageFreeTwice);
+  Kernel k(SmallSections());
+  Pid p = k.CreateProcess().value;
+  uint64_t a = k.Mmap(p, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t devmem = k.HmmDevmemAdd(DeviceId(1), 1).value;
+  uint64_t pfn = k.DevicePageAlloc(devmem).value;
+  ASSERT_EQ(k.DeviceEntryInstall(p, a, pfn, true), Errno::kOk);
+  ASSERT_EQ(k.DevicePagePut(pfn), Errno::kOk);  // the entry still maps it: no page_free due
+  EXPECT_EQ(PageFreeEvents(k), 1u);
+  EXPECT_TRUE(RepMentions(k, "InvPageFreeOncePerAllocation"));
+  ASSERT_EQ(k.Munmap(p, a, kPageSize), Errno::kOk);  // the page_free due
+  EXPECT_EQ(PageFreeEvents(k), 2u);
+  EXPECT_EQ(k.PageFrees(devmem).value, 2u);
+  EXPECT_TRUE(RepMentions(k, "InvPageFreeOncePerAllocation"));
+}
+
+TEST_F(DefectsTest, ForkKeepsDeviceWriteLeavesBothEntriesWritable) {
+  SetSeededDefect(Defect::kForkKeepsDeviceWrite);
+  Kernel k(SmallSections());
+  Pid parent = k.CreateProcess().value;
+  uint64_t a = k.Mmap(parent, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t devmem = k.HmmDevmemAdd(DeviceId(1), 1).value;
+  uint64_t pfn = k.DevicePageAlloc(devmem).value;
+  ASSERT_EQ(k.DeviceEntryInstall(parent, a, pfn, true), Errno::kOk);
+  Pid child = k.Fork(parent).value;
+  EXPECT_TRUE(k.Ptes(parent)[0].write);
+  EXPECT_TRUE(k.Ptes(child)[0].write);
+  // Counts stay right and both VMAs are writable: only the model sees it
+  // (the abstraction's entries differ from the model's read entries).
+  EXPECT_TRUE(k.RepInvariant().empty()) << "harmless to the representation";
+}
+
+TEST_F(DefectsTest, PlacementOverlapsRamStartsBelowTheLimit) {
+  SetSeededDefect(Defect::kPlacementOverlapsRam);
+  Kernel k;
+  ASSERT_TRUE(k.HmmDevmemAdd(DeviceId(1), kSection).ok());
+  EXPECT_EQ(k.Resources().back().start, kLimit - kSection);
+  EXPECT_EQ(k.RamHotAdd(kLimit - kSection, kSection), Errno::kBusy);
+  EXPECT_TRUE(RepMentions(k, "InvDeviceRangePlacement"));
+}
+
+TEST_F(DefectsTest, WithoutADefectTheDeviceStepsAreClean) {
+  Kernel k(SmallSections());
+  Pid parent = k.CreateProcess().value;
+  uint64_t a = k.Mmap(parent, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t devmem = k.HmmDevmemAdd(DeviceId(1), 1).value;
+  EXPECT_EQ(k.Resources().back().start, kLimit);
+  uint64_t pfn = k.DevicePageAlloc(devmem).value;
+  ASSERT_EQ(k.DevicePagePut(pfn), Errno::kOk);
+  ASSERT_EQ(k.DevicePageAlloc(devmem).value, pfn);
+  ASSERT_EQ(k.DeviceEntryInstall(parent, a, pfn, true), Errno::kOk);
+  Pid child = k.Fork(parent).value;
+  EXPECT_FALSE(k.Ptes(parent)[0].write);
+  EXPECT_FALSE(k.Ptes(child)[0].write);
+  ASSERT_EQ(k.Munmap(parent, a, kPageSize), Errno::kOk);
+  ASSERT_EQ(k.Exit(child), Errno::kOk);
+  EXPECT_EQ(PageFreeEvents(k), 1u);
+  ASSERT_EQ(k.DevicePagePut(pfn), Errno::kOk);
+  EXPECT_EQ(PageFreeEvents(k), 2u);
+  EXPECT_TRUE(k.RepInvariant().empty());
 }
 
 TEST_F(DefectsTest, WithoutADefectTheSameStepsAreClean) {

@@ -112,8 +112,8 @@ Result<uint64_t> DoSharedFault(KernelState& ks, Process& p, const Vma& vma, uint
 
 }  // namespace
 
-Result<uint64_t> FaultInPage(KernelState& ks, Process& p, const Vma& vma, uint64_t addr,
-                             bool write) {
+Result<uint64_t> FaultInPage(KernelState& ks, Process& p, Pid pid, const Vma& vma,
+                             uint64_t addr, bool write) {
   {
     std::lock_guard<std::mutex> ptl(p.ptl);
     pte_t* ptep = p.pgtable.Lookup(AddrVpn(addr));
@@ -125,6 +125,8 @@ Result<uint64_t> FaultInPage(KernelState& ks, Process& p, const Vma& vma, uint64
       ks.pages.GetPage(pfn);  // +1: the caller's (follow_page_pte(FOLL_GET))
       return pfn;
     }
+    // Is it a non-present entry? (do_swap_page(): only device-private ones exist)
+    if (ptep != nullptr && !PteNone(*ptep)) return DeviceEntryFault(ks, pid, addr, *ptep);
     if (!vma.shared) return DoAnonymousPage(ks, p.pgtable.WalkAlloc(AddrVpn(addr)), write);
   }
   return DoSharedFault(ks, p, vma, addr, write);
@@ -135,9 +137,9 @@ namespace {
 // Mirrors: mm/memory.c __access_remote_vm(): page by page in address order,
 // fault in (get_user_pages_remote()) and copy under the page lock. On an
 // error the pages before the failing one stay faulted in and copied.
-// REQUIRES: mmap_lock (read); [addr, addr + len) below kTaskSize.
-Errno AccessVm(KernelState& ks, Process& p, uint64_t addr, uint8_t* buf, uint64_t len,
-               bool write) {
+// REQUIRES: mmap_lock (read) of process `pid`; [addr, addr + len) below kTaskSize.
+Errno AccessVm(KernelState& ks, Process& p, Pid pid, uint64_t addr, uint8_t* buf,
+               uint64_t len, bool write) {
   // Loop invariant: bytes [0, done) of buf are copied.
   for (uint64_t done = 0; done < len;) {
     uint64_t at = addr + done;
@@ -147,7 +149,7 @@ Errno AccessVm(KernelState& ks, Process& p, uint64_t addr, uint8_t* buf, uint64_
     // Does it allow the access? (x86: write implies read)
     uint32_t need = write ? kProtWrite : (kProtRead | kProtWrite);
     if (!(vma->prot & need)) return Errno::kFault;
-    Result<uint64_t> pfn = FaultInPage(ks, p, *vma, at & kPageMask, write);
+    Result<uint64_t> pfn = FaultInPage(ks, p, pid, *vma, at & kPageMask, write);
     if (!pfn.ok()) return pfn.err;
     uint64_t offset = at & (kPageSize - 1);
     uint64_t n = std::min(kPageSize - offset, len - done);
@@ -179,7 +181,7 @@ Result<std::vector<uint8_t>> Kernel::CpuRead(Pid pid, uint64_t addr, uint64_t le
   // Does the range end at or below kTaskSize?
   if (RangeOverflows(addr, len)) return Errno::kFault;
   std::vector<uint8_t> bytes(len);
-  Errno err = AccessVm(*st_, *p, addr, bytes.data(), len, /*write=*/false);
+  Errno err = AccessVm(*st_, *p, pid, addr, bytes.data(), len, /*write=*/false);
   if (err != Errno::kOk) return err;
   return bytes;
 }
@@ -197,7 +199,8 @@ Errno Kernel::CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes
   // Does the range end at or below kTaskSize?
   if (RangeOverflows(addr, len)) return Errno::kFault;
   // AccessVm only reads the buffer of a write.
-  return AccessVm(*st_, *p, addr, const_cast<uint8_t*>(bytes.data()), len, /*write=*/true);
+  return AccessVm(*st_, *p, pid, addr, const_cast<uint8_t*>(bytes.data()), len,
+                  /*write=*/true);
 }
 
 }  // namespace hmm::impl

@@ -1,7 +1,8 @@
 // File: impl/fork.cc
 //
 // Fork: the child gets a copy of every VMA; private pages are shared
-// copy-on-write, pinned ones copied (mm/memory.c page_needs_cow_for_dma()).
+// copy-on-write, pinned ones copied (mm/memory.c page_needs_cow_for_dma()),
+// device-private entries copied read-only (device_entry.cc).
 
 #include <cassert>
 #include <cstring>
@@ -45,6 +46,7 @@ std::vector<uint64_t> PinnedVpns(const KernelState& ks, const Process& parent) {
   for (const auto& [start, vma] : parent.vmas) {
     if (vma.shared) continue;
     parent.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [&](uint64_t vpn, pte_t e) {
+      if (!PtePresent(e)) return;  // a device-private entry: never pinned
       uint64_t pfn = PtePfn(e);
       if (!ks.pages.IsZero(pfn) && PageMaybeDmaPinned(ks.pages, pfn)) vpns.push_back(vpn);
     });
@@ -97,7 +99,8 @@ void DupVma(KernelState& ks, const Vma& vma, Process& parent, Process& child,
   child.vmas.Insert(std::move(copy));
   if (vma.shared && !DefectActive(Defect::kForkCopiesSharedPtes)) return;
   parent.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [&](uint64_t vpn, pte_t& e) {
-    *child.pgtable.WalkAlloc(vpn) = CopyPresentPte(ks, vma, vpn, &e, copies);
+    *child.pgtable.WalkAlloc(vpn) =
+        PtePresent(e) ? CopyPresentPte(ks, vma, vpn, &e, copies) : CopyDeviceEntry(ks, &e);
   });
 }
 

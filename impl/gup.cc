@@ -37,7 +37,7 @@ Result<PinId> Kernel::PinUserPages(Pid pid, uint64_t addr, uint64_t npages) {
       break;
     }
     // +1: FaultInPage's reference becomes the pin's (FOLL_PIN).
-    Result<uint64_t> pfn = FaultInPage(*st_, *p, *vma, at, /*write=*/true);
+    Result<uint64_t> pfn = FaultInPage(*st_, *p, pid, *vma, at, /*write=*/true);
     if (!pfn.ok()) {
       err = pfn.err;
       break;

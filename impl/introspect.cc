@@ -4,6 +4,7 @@
 // the operations take for the data it reads, so it may run concurrently with
 // them; a caller that wants one consistent snapshot across calls (the
 // abstraction function) runs it while no operation is in flight.
+// MetadataBytesPerDevicePage is here too: it reads what Devmems reads.
 
 #include <mutex>
 #include <shared_mutex>
@@ -45,15 +46,92 @@ std::vector<PteInfo> Kernel::Ptes(Pid pid) const {
   if (p == nullptr) return out;
   std::lock_guard<std::mutex> ptl(p->ptl);
   p->pgtable.ForEachLeaf(0, kMaxVpn, [&](uint64_t vpn, pte_t e) {
-    if (!PtePresent(e)) return;
     PteInfo info;
     info.vpn = vpn;
-    info.pfn = PtePfn(e);
-    info.write = PteWrite(e);
-    info.zero = st_->pages.IsZero(info.pfn);
+    if (PtePresent(e)) {
+      info.pfn = PtePfn(e);
+      info.write = PteWrite(e);
+      info.zero = st_->pages.IsZero(info.pfn);
+    } else {
+      DecodedPte d = DecodePte(e);  // a device-private entry (the only other kind)
+      info.pfn = d.pfn;
+      info.write = d.kind == PteKind::kDevicePrivateWrite;
+      info.device = true;
+    }
     out.push_back(info);
   });
   return out;
+}
+
+std::vector<ResourceInfo> Kernel::Resources() const {
+  std::vector<ResourceInfo> out;
+  std::lock_guard<std::mutex> resources(st_->resource_lock);
+  for (const auto& [start, r] : st_->resources.all()) {
+    ResourceInfo info;
+    info.start = r.start;
+    info.end = r.end;
+    info.device = r.device;
+    info.boot = r.boot;
+    info.devmem = r.devmem;
+    out.push_back(info);
+  }
+  return out;
+}
+
+namespace {
+
+// The pages of one region that are held or were ever allocated, ascending.
+// REQUIRES: devmem.lock.
+std::vector<DevicePageInfo> DevmemPages(const Devmem& devmem) {
+  std::vector<DevicePageInfo> out;
+  for (uint64_t pfn = devmem.first_pfn; pfn - devmem.first_pfn < devmem.npages; ++pfn) {
+    const DevicePage* page = devmem.FindPage(pfn);
+    if (page == nullptr) break;  // the rest were never allocated
+    bool held = page->flags & kDevPgHeld;
+    if (!held && page->allocations == 0) continue;
+    DevicePageInfo info;
+    info.pfn = pfn;
+    info.held = held;
+    info.allocations = page->allocations;
+    out.push_back(info);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<DevmemInfo> Kernel::Devmems() const {
+  std::vector<DevmemInfo> out;
+  std::shared_lock<std::shared_mutex> devmems(st_->devmems_lock);
+  for (const auto& [id, devmem] : st_->devmems.all()) {
+    DevmemInfo info;
+    info.id = id;
+    info.device = devmem->device.value;
+    info.first_pfn = devmem->first_pfn;
+    info.npages = devmem->npages;
+    std::lock_guard<std::mutex> region(devmem->lock);
+    info.pages = DevmemPages(*devmem);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<DeviceEventInfo> Kernel::DeviceEvents() const { return st_->events.Snapshot(); }
+
+double Kernel::MetadataBytesPerDevicePage() const {
+  // An rb-tree node's colour word and three links, beside its key and value.
+  constexpr size_t kMapNode = 4 * sizeof(void*);
+  std::shared_lock<std::shared_mutex> devmems(st_->devmems_lock);
+  size_t bytes = 0;
+  uint64_t npages = 0;
+  for (const auto& [id, devmem] : st_->devmems.all()) {
+    std::lock_guard<std::mutex> region(devmem->lock);
+    bytes += devmem->MetadataBytes();
+    // Its two table entries (by id, by first pfn) and its resource.
+    bytes += 2 * (kMapNode + 2 * sizeof(uint64_t)) + kMapNode + sizeof(uint64_t) + sizeof(Resource);
+    npages += devmem->npages;
+  }
+  return npages == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(npages);
 }
 
 std::vector<uint64_t> Kernel::Objects() const {

@@ -40,13 +40,27 @@ MmapLockGuard::~MmapLockGuard() {
   }
 }
 
-Kernel::Kernel(uint64_t ram_pages) : st_(std::make_unique<KernelState>(ram_pages)) {}
+namespace {
+
+Config RamOnly(uint64_t ram_pages) {
+  Config config;
+  config.ram_pages = ram_pages;
+  return config;
+}
+
+}  // namespace
+
+Kernel::Kernel(uint64_t ram_pages) : Kernel(RamOnly(ram_pages)) {}
+
+Kernel::Kernel(const Config& config) : st_(std::make_unique<KernelState>(config)) {}
 
 Kernel::~Kernel() = default;
 
 uint64_t Kernel::ram_pages() const { return st_->pages.ram_pages(); }
 
 uint64_t Kernel::ZeroPfn() const { return st_->pages.zero_pfn(); }
+
+Config Kernel::config() const { return st_->config; }
 
 // Mirrors: kernel/fork.c copy_process() for a process with an empty mm.
 Result<Pid> Kernel::CreateProcess() {

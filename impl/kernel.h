@@ -13,12 +13,15 @@
 // Thread safety
 //   Every method may be called from any thread at any time. Operations take
 //   kernel-like locks (impl/kernel_state.h gives the order): a process's
-//   mmap_lock (read for faults, CpuRead/CpuWrite and pins; write for the VMA
-//   operations, fork and exit), its page-table lock, page locks, shmem object
-//   locks and the zone lock. RepInvariant() and MetadataBytesPerMappedPage()
-//   wait until no operation is in flight (stop_machine()), so they see one
-//   consistent state; the other introspection calls are each consistent on
-//   their own, and consistent with each other when no operation runs.
+//   mmap_lock (read for faults, CpuRead/CpuWrite, pins and DeviceEntryInstall;
+//   write for the VMA operations, fork and exit), its page-table lock, page
+//   locks, shmem object locks and the zone lock; device memory adds the devmem
+//   table lock, per-region allocator locks, the resource lock and the event
+//   log's lock, all below the page-table lock. RepInvariant() and
+//   MetadataBytesPerMappedPage() wait until no operation is in flight
+//   (stop_machine()), so they see one consistent state; the other
+//   introspection calls are each consistent on their own, and consistent
+//   with each other when no operation runs.
 
 #ifndef HMMREF_IMPL_KERNEL_H_
 #define HMMREF_IMPL_KERNEL_H_
@@ -124,7 +127,7 @@ class Kernel {
   // --- Introspection (read-only; for the abstraction function) ---
   std::vector<Pid> Pids() const;                       // live, ascending
   std::vector<VmaInfo> Vmas(Pid pid) const;            // ascending start
-  std::vector<PteInfo> Ptes(Pid pid) const;            // present leaves, ascending vpn
+  std::vector<PteInfo> Ptes(Pid pid) const;            // present and device leaves, ascending vpn
   std::vector<uint64_t> Objects() const;               // live shmem object ids, ascending
   std::vector<std::pair<uint64_t, uint64_t>> ObjectPages(uint64_t object) const;  // (pgoff, pfn)
   std::vector<std::pair<PinId, std::vector<uint64_t>>> Pins() const;  // ascending id; pfns

@@ -1,9 +1,10 @@
 // File: impl/kernel_state.h
 //
 // Everything behind impl::Kernel: the struct-page array, the process table,
-// the shmem object table and the pin registry, plus the internal entry
-// points the operation files (mmap.cc, mremap.cc, fault.cc, fork.cc, gup.cc)
-// share. Internal to impl/.
+// the shmem object table, the pin registry, and device memory (the iomem
+// resources, the devmem regions, the callback log), plus the internal entry
+// points the operation files (mmap.cc, mremap.cc, fault.cc, fork.cc, gup.cc,
+// device_entry.cc) share. Internal to impl/.
 //
 // Thread safety
 //   Locks, outermost first; a thread takes them only in this order:
@@ -18,8 +19,20 @@
 //     4. a process's ptl (mm->page_table_lock), parent's before child's;
 //     5. a page lock (impl/page.h), one at a time;
 //     6. the zone lock (impl/page.h).
+//   Device memory (impl/devmem.h) nests below the ptl: a zap, fork, fault or
+//   entry install meets a device-private entry with the ptl held. It never
+//   meets a page lock or the zone lock (a device page is not RAM):
+//     4a. devmems_lock: shared by every user of a device page (a lookup by
+//         pfn or id included, and held until the use ends); exclusive by
+//         HmmDevmemAdd and HmmDevmemRemove, which so exclude all users at once;
+//     4b. a Devmem::lock (the region's allocator lock), one at a time;
+//     4c. resource_lock (the iomem map): under devmems_lock in HmmDevmemAdd
+//         and HmmDevmemRemove, alone in RamHotAdd/RamHotRemove;
+//     4d. the DeviceEventLog's lock: page_free is logged under a Devmem::lock,
+//         a fault under a ptl and devmems_lock.
 //   Leaf locks, under which nothing else is taken: tasklist_lock (process
-//   table), objects_lock (object table), pins_lock (pin registry), zone lock.
+//   table), objects_lock (object table), pins_lock (pin registry), zone lock,
+//   resource_lock, the event log's lock.
 //
 //   A Process is shared_ptr-owned: an operation looks it up under
 //   tasklist_lock, drops that lock, then takes its mmap_lock and checks
@@ -31,6 +44,10 @@
 //   2. Every page a PTE maps (the zero page aside) holds one reference and one
 //      mapcount for that PTE; see impl/page.h for the full count.
 //   3. pins[id] holds one reference on each of its pages.
+//   4. Every device-private entry names a populated page of a live devmem
+//      and holds one reference and one mapcount on it (impl/devmem.h).
+//   5. Every devmem has its device resource, and the resources are disjoint
+//      (impl/resource.h).
 
 #ifndef HMMREF_IMPL_KERNEL_STATE_H_
 #define HMMREF_IMPL_KERNEL_STATE_H_
@@ -42,9 +59,11 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "impl/devmem.h"
 #include "impl/kernel.h"
 #include "impl/page.h"
 #include "impl/page_table.h"
+#include "impl/resource.h"
 #include "impl/shmem.h"
 #include "impl/vma.h"
 #include "model/types.h"
@@ -62,8 +81,10 @@ struct Process {
 
 class KernelState {
  public:
-  explicit KernelState(uint64_t ram_pages) : pages(ram_pages) {}
+  explicit KernelState(const Config& c)
+      : config(c), pages(c.ram_pages), resources(c.ram_pages * kPageSize) {}
 
+  const Config config;
   PageArray pages;
   mutable std::shared_mutex quiesce;
 
@@ -79,6 +100,14 @@ class KernelState {
   mutable std::mutex pins_lock;
   std::map<uint64_t, std::vector<uint64_t>> pins;  // guarded by pins_lock
   uint64_t next_pin = 1;                           // guarded by pins_lock
+
+  mutable std::shared_mutex devmems_lock;
+  DevmemTable devmems;  // guarded by devmems_lock
+
+  mutable std::mutex resource_lock;
+  ResourceTree resources;  // guarded by resource_lock
+
+  DeviceEventLog events;  // its own leaf lock
 
   // The live process with this pid, or nullptr. Takes tasklist_lock.
   std::shared_ptr<Process> FindProcess(Pid pid) const;
@@ -130,16 +159,39 @@ void RemoveVma(KernelState& ks, Vma& vma);
 // Mirrors: mm/memory.c handle_mm_fault() for the page at addr in vma, then
 // mm/gup.c follow_page_pte(FOLL_GET): returns the pfn mapped there once the
 // fault is resolved, with one reference for the caller (none for the zero
-// page). Returns kNoMem when an allocation fails; the PTE is then unchanged.
-// REQUIRES: mmap_lock (read or write); vma contains addr and allows the access.
-Result<uint64_t> FaultInPage(KernelState& ks, Process& p, const Vma& vma, uint64_t addr,
-                             bool write);
+// page). Returns kNoMem when an allocation fails, kFault when the PTE is a
+// device-private entry (its fault callback ran and answered SIGBUS); the PTE
+// is then unchanged. REQUIRES: mmap_lock (read or write) of process `pid`;
+// vma contains addr, page-aligned, and allows the access.
+Result<uint64_t> FaultInPage(KernelState& ks, Process& p, Pid pid, const Vma& vma,
+                             uint64_t addr, bool write);
 
 // --- fork.cc ---
 
 // Mirrors: kernel/fork.c dup_mmap(): fills the empty child from the parent;
 // on kNoMem leaves both as they were. REQUIRES: both mmap_locks (write).
 Errno DupMmap(KernelState& ks, Process& parent, Process& child);
+
+// --- device_entry.cc (device-private entries, docs/devmem.md) ---
+
+// Mirrors: include/linux/swapops.h make_device_private_entry_read(): a write
+// entry made read; any other entry unchanged.
+pte_t DeviceEntryMakeRead(pte_t e);
+// Mirrors: mm/memory.c zap_pte_range()'s device-private branch: clears the
+// entry, then drops its mapcount (page_remove_rmap()) and, unless leak_refs,
+// its reference; the put that frees the page logs page_free.
+// REQUIRES: ptl; *ptep a device-private entry.
+void ZapDeviceEntry(KernelState& ks, pte_t* ptep, bool leak_refs);
+// Mirrors: mm/memory.c copy_one_pte()'s device-private branch: the child's
+// copy of *src, +1 refcount and +1 mapcount; a write entry becomes read in
+// parent and child (a private VMA is a COW mapping). REQUIRES: both ptls;
+// *src a device-private entry.
+pte_t CopyDeviceEntry(KernelState& ks, pte_t* src);
+// Mirrors: mm/memory.c do_swap_page() -> device_private_entry_fault(): runs
+// the region's fault callback (logged), which answers VM_FAULT_SIGBUS until
+// migration exists: returns kFault, the entry stays. REQUIRES: ptl; e a
+// device-private entry; addr page-aligned.
+Errno DeviceEntryFault(KernelState& ks, Pid pid, uint64_t addr, pte_t e);
 
 }  // namespace hmm::impl
 

@@ -7,7 +7,8 @@
 // lost to a COW break, a fork or a neighbour's mprotect); every thread also
 // writes its own slot of each shared page, checked from both processes at
 // the end. RepInvariant() (which quiesces the kernel) runs mid-flight and at
-// the end. Run it under --config=tsan and --config=asan as well.
+// the end. A second case does the same for device-private memory. Run it
+// under --config=tsan and --config=asan as well.
 
 #include <gtest/gtest.h>
 
@@ -245,6 +246,187 @@ TEST(KernelStressTest, FirstTouchAndCowBreaksRace) {
     ASSERT_EQ(k.Munmap(parent, shared, kPages * kPage), Errno::kOk);
   }
   EXPECT_TRUE(k.PagesInUse().empty());
+}
+
+// Device-private memory under real threads: 4 threads, 2 per process, share
+// one region. Each thread allocates pages from it, installs them into its own
+// private mapping (read or write), puts them, faults on them (kFault),
+// forks (the child's entries hold the pages until it exits), zaps them
+// (madvise, munmap + MAP_FIXED), downgrades them with mprotect, and adds and
+// removes a scratch region and a hot-added RAM range of its own, while the
+// others do the same. At the end every page is free again, each allocation
+// has had exactly one page_free, and the region can be removed.
+class DevmemWorker {
+ public:
+  static constexpr uint64_t kSlots = 8;
+
+  DevmemWorker(Kernel& k, Pid me, uint64_t devmem, int id)
+      : k_(k), me_(me), devmem_(devmem), id_(id), rng_(id + 100) {}
+
+  void Run() {
+    area_ = k_.Mmap(me_, 0, kSlots * kPage, kRW, kMapPrivate).value;
+    ASSERT_NE(area_, 0u);
+    for (int op = 0; op < kOpsPerThread; ++op) Step(op);
+    ASSERT_EQ(k_.Munmap(me_, area_, kSlots * kPage), Errno::kOk);
+    for (uint64_t pfn : held_) ASSERT_EQ(k_.DevicePagePut(pfn), Errno::kOk);
+  }
+
+ private:
+  void Step(int op) {
+    switch (rng_() % 10) {
+      case 0: Alloc(); break;
+      case 1:
+      case 2: Install(); break;
+      case 3: Put(); break;
+      case 4: FaultOnEntry(); break;
+      case 5: Zap(op); break;
+      case 6: ForkAndExit(); break;
+      case 7: ProtectArea(); break;
+      case 8: ScratchRegion(op); break;
+      default: Introspect(op); break;
+    }
+  }
+
+  void Alloc() {
+    if (held_.size() >= 4) return;
+    Result<uint64_t> pfn = k_.DevicePageAlloc(devmem_);
+    ASSERT_TRUE(pfn.ok() || pfn.err == Errno::kNoMem) << ErrnoName(pfn.err);
+    if (pfn.ok()) held_.push_back(pfn.value);
+  }
+
+  void Install() {
+    if (held_.empty()) return;
+    uint64_t slot = rng_() % kSlots;
+    if (mapped_[slot]) return;
+    uint64_t pfn = held_[rng_() % held_.size()];
+    ASSERT_EQ(k_.DeviceEntryInstall(me_, area_ + slot * kPage, pfn, rng_() % 2), Errno::kOk);
+    mapped_[slot] = true;
+  }
+
+  void Put() {
+    if (held_.empty()) return;
+    ASSERT_EQ(k_.DevicePagePut(held_.back()), Errno::kOk);
+    held_.pop_back();
+  }
+
+  void FaultOnEntry() {
+    for (uint64_t slot = 0; slot < kSlots; ++slot) {
+      if (!mapped_[slot]) continue;
+      EXPECT_EQ(k_.CpuRead(me_, area_ + slot * kPage + 8, 8).err, Errno::kFault);
+      return;
+    }
+  }
+
+  void Zap(int op) {
+    if (op % 4 == 0) {
+      ASSERT_TRUE(k_.Mmap(me_, area_, kSlots * kPage, kRW, kMapPrivate | kMapFixed).ok());
+      for (bool& m : mapped_) m = false;
+      return;
+    }
+    uint64_t slot = rng_() % kSlots;
+    ASSERT_EQ(k_.MadviseDontneed(me_, area_ + slot * kPage, kPage), Errno::kOk);
+    mapped_[slot] = false;
+  }
+
+  void ForkAndExit() {
+    Result<Pid> child = k_.Fork(me_);
+    ASSERT_TRUE(child.ok()) << ErrnoName(child.err);
+    for (uint64_t slot = 0; slot < kSlots; ++slot) {
+      if (!mapped_[slot]) continue;
+      EXPECT_EQ(k_.CpuWrite(child.value, area_ + slot * kPage, {1}), Errno::kFault);
+      break;
+    }
+    ASSERT_EQ(k_.Exit(child.value), Errno::kOk);
+  }
+
+  void ProtectArea() {
+    ASSERT_EQ(k_.Mprotect(me_, area_, kSlots * kPage, kProtRead), Errno::kOk);
+    for (const PteInfo& pte : k_.Ptes(me_)) {
+      bool mine = pte.vpn >= area_ / kPage && pte.vpn < area_ / kPage + kSlots;
+      EXPECT_FALSE(mine && pte.write) << "vpn " << pte.vpn;
+    }
+    ASSERT_EQ(k_.Mprotect(me_, area_, kSlots * kPage, kRW), Errno::kOk);
+  }
+
+  // A region and a RAM range of this thread's own, added and removed while
+  // the others use the shared region.
+  void ScratchRegion(int op) {
+    const uint64_t ram = static_cast<uint64_t>(id_ + 1) << 32;
+    ASSERT_EQ(k_.RamHotAdd(ram, kPage), Errno::kOk);
+    Result<uint64_t> scratch = k_.HmmDevmemAdd(DeviceId(id_), kPage);
+    ASSERT_TRUE(scratch.ok()) << ErrnoName(scratch.err);
+    uint64_t pfn = k_.DevicePageAlloc(scratch.value).value;
+    uint64_t slot = rng_() % kSlots;
+    if (!mapped_[slot] && op % 2) {
+      ASSERT_EQ(k_.DeviceEntryInstall(me_, area_ + slot * kPage, pfn, true), Errno::kOk);
+      EXPECT_EQ(k_.HmmDevmemRemove(scratch.value), Errno::kBusy);
+      ASSERT_EQ(k_.MadviseDontneed(me_, area_ + slot * kPage, kPage), Errno::kOk);
+    }
+    ASSERT_EQ(k_.DevicePagePut(pfn), Errno::kOk);
+    // A neighbour's fork child may still hold an entry of the page, until it exits.
+    Errno removed;
+    while ((removed = k_.HmmDevmemRemove(scratch.value)) == Errno::kBusy) std::this_thread::yield();
+    ASSERT_EQ(removed, Errno::kOk);
+    ASSERT_EQ(k_.RamHotRemove(ram, kPage), Errno::kOk);
+  }
+
+  void Introspect(int op) {
+    (void)k_.Devmems();
+    (void)k_.DeviceEvents();
+    (void)k_.Resources();
+    (void)k_.Ptes(me_);
+    (void)k_.PageFrees(devmem_);
+    if (op % 50 == 0) {
+      std::vector<std::string> rep = k_.RepInvariant();
+      EXPECT_TRUE(rep.empty()) << Join(rep);
+    }
+  }
+
+  Kernel& k_;
+  const Pid me_;
+  const uint64_t devmem_;
+  const int id_;
+  std::minstd_rand rng_;
+  uint64_t area_ = 0;
+  std::vector<uint64_t> held_;
+  bool mapped_[kSlots] = {};
+};
+
+TEST(KernelStressTest, DeviceEntriesUnderForkZapAndPut) {
+  Config config;
+  config.section_bytes = kPage;
+  Kernel k(config);
+  const uint64_t kRegionPages = 16;  // fewer than the threads could hold: kNoMem happens
+  uint64_t devmem = k.HmmDevmemAdd(DeviceId(1), kRegionPages * kPage).value;
+  Pid procs[2] = {k.CreateProcess().value, k.CreateProcess().value};
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
+      DevmemWorker(k, procs[t % 2], devmem, t).Run();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  std::vector<std::string> rep = k.RepInvariant();
+  EXPECT_TRUE(rep.empty()) << Join(rep);
+  uint64_t allocations = 0;
+  for (const DevmemInfo& d : k.Devmems()) {
+    ASSERT_EQ(d.id, devmem) << "every scratch region is gone";
+    for (const DevicePageInfo& page : d.pages) {
+      EXPECT_FALSE(page.held);
+      allocations += page.allocations;
+    }
+  }
+  EXPECT_GT(allocations, 0u);
+  EXPECT_EQ(k.PageFrees(devmem).value, allocations) << "one page_free per allocation";
+  EXPECT_EQ(k.HmmDevmemRemove(devmem), Errno::kOk);
+  EXPECT_EQ(k.Resources().size(), 1u);
+  for (Pid pid : procs) ASSERT_EQ(k.Exit(pid), Errno::kOk);
+  rep = k.RepInvariant();
+  EXPECT_TRUE(rep.empty()) << Join(rep);
 }
 
 }  // namespace

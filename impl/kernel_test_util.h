@@ -47,6 +47,37 @@ inline uint64_t MapOrDie(Kernel& k, Pid pid, uint64_t npages, uint32_t prot, uin
   return r.value;
 }
 
+// --- Device-private memory (docs/devmem.md) ---
+
+inline DeviceEventInfo PageFree(uint64_t devmem, uint64_t pfn) {
+  DeviceEventInfo e;
+  e.devmem = devmem;
+  e.pfn = pfn;
+  return e;
+}
+
+inline DeviceEventInfo Fault(uint64_t devmem, uint64_t pfn, Pid pid, uint64_t addr) {
+  DeviceEventInfo e = PageFree(devmem, pfn);
+  e.fault = true;
+  e.pid = pid.value;
+  e.addr = addr;
+  return e;
+}
+
+// "free(devmem,pfn) fault(devmem,pfn,pid,addr) ...": readable when a test fails.
+inline std::string Show(const std::vector<DeviceEventInfo>& events) {
+  std::string s;
+  for (const DeviceEventInfo& e : events) {
+    s += e.fault ? "fault(" : "free(";
+    s += std::to_string(e.devmem) + "," + std::to_string(e.pfn);
+    if (e.fault) s += "," + std::to_string(e.pid) + "," + std::to_string(e.addr);
+    s += ") ";
+  }
+  return s;
+}
+
+inline std::string Events(const Kernel& k) { return Show(k.DeviceEvents()); }
+
 }  // namespace hmm::impl::test_util
 
 #endif  // HMMREF_IMPL_KERNEL_TEST_UTIL_H_

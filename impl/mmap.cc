@@ -29,8 +29,9 @@ std::optional<uint64_t> GetUnmappedArea(const VmaTree& vmas, uint64_t hint, uint
 }
 
 // Mirrors: mm/mprotect.c change_pte_range(). Without write every PTE loses
-// its write bit; with write, PTEs of shared VMAs gain it (a shmem mapping
-// needs no write notification), private PTEs keep theirs: the next write
+// its write bit and every write device-private entry becomes read; with
+// write, PTEs of shared VMAs gain it (a shmem mapping needs no write
+// notification), private PTEs and device entries keep theirs: the next write
 // fault decides between reuse and COW. REQUIRES: mmap_lock (write).
 void ChangePteRange(Process& p, const Vma& vma) {
   bool write = vma.prot & kProtWrite;
@@ -38,7 +39,12 @@ void ChangePteRange(Process& p, const Vma& vma) {
   if (!write && DefectActive(Defect::kMprotectKeepsWrite)) return;
   std::lock_guard<std::mutex> ptl(p.ptl);
   p.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [write](uint64_t, pte_t& e) {
-    if (!PtePresent(e)) return;
+    // Is it a device-private entry? (Only private VMAs hold them, so only
+    // the downgrade reaches one.)
+    if (!PtePresent(e)) {
+      if (!write) e = DeviceEntryMakeRead(e);
+      return;
+    }
     e = write ? (e | kPteWrite) : (e & ~kPteWrite);
   });
 }
@@ -47,7 +53,13 @@ void ChangePteRange(Process& p, const Vma& vma) {
 
 void ZapPageRange(KernelState& ks, Process& p, uint64_t start, uint64_t end, bool leak_refs) {
   std::lock_guard<std::mutex> ptl(p.ptl);
+  // In ascending address order, so a zap's page_free events are too.
   p.pgtable.ForEachLeaf(AddrVpn(start), AddrVpn(end), [&](uint64_t, pte_t& e) {
+    // Is it a device-private entry? (zap_pte_range() always zaps those)
+    if (!PtePresent(e)) {
+      ZapDeviceEntry(ks, &e, leak_refs);
+      return;
+    }
     uint64_t pfn = PtePfn(e);
     // The PTE goes before its counts, so a concurrent do_wp_page() elsewhere
     // never sees a mapcount lower than the PTEs that still map the page.

@@ -2,9 +2,10 @@
 //
 // The representation invariant: impl-only facts that the abstraction
 // function does not see (refcounts, mapcounts, the free list, page-table
-// shape). Runs with every operation excluded (quiesce held exclusively, as
-// stop_machine() would), so the counts it sums are one consistent snapshot.
-// Each violation is one line "Inv<Subject><Property>: where: values".
+// shape; device pages' counts and free bitmaps, the resource map). Runs
+// with every operation excluded (quiesce held exclusively, as stop_machine()
+// would), so the counts it sums are one consistent snapshot. Each violation
+// is one line "Inv<Subject><Property>: where: values".
 
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "impl/kernel.h"
@@ -38,15 +40,24 @@ class RepChecker {
   void CheckObjects();
   void CheckPins();
   void CheckPages();
+  void CheckDevmems();
   std::vector<std::string> Take() { return std::move(out_); }
 
  private:
   void CheckVmas(const std::string& who, const VmaTree& vmas);
   void CheckPte(const std::string& who, const VmaTree& vmas, uint64_t vpn, pte_t e);
+  void CheckDeviceEntry(const std::string& who, const VmaTree& vmas, uint64_t vpn,
+                        const DecodedPte& d);
+  void CheckResources();
+  void CheckDevicePages(const Devmem& devmem,
+                        const std::unordered_map<uint64_t, uint64_t>& frees);
+  void CheckDevicePage(const Devmem& devmem, uint64_t pfn, const DevicePage& page,
+                       uint64_t page_frees);
   void Add(std::string line) { out_.push_back(std::move(line)); }
 
   const KernelState& ks_;
   std::vector<uint32_t> ptes_, pins_, holds_;  // per RAM pfn, as found
+  std::unordered_map<uint64_t, uint32_t> device_entries_;  // per device pfn, as found
   std::map<const ShmemObject*, uint64_t> vmas_per_object_;
   std::vector<std::string> out_;
 };
@@ -56,6 +67,7 @@ void RepChecker::CheckProcess(uint64_t pid, const Process& p) {
   std::shared_lock<std::shared_mutex> mmap_lock(p.mmap_lock);
   CheckVmas(who, p.vmas);
   std::lock_guard<std::mutex> ptl(p.ptl);
+  std::shared_lock<std::shared_mutex> devmems(ks_.devmems_lock);  // device entries' lookups
   p.pgtable.CheckWellFormed(who, &out_);
   p.pgtable.ForEachLeaf(0, kMaxVpn, [&](uint64_t vpn, pte_t e) { CheckPte(who, p.vmas, vpn, e); });
 }
@@ -80,14 +92,21 @@ void RepChecker::CheckVmas(const std::string& who, const VmaTree& vmas) {
 void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t vpn, pte_t e) {
   auto where = [&] { return who + " vpn " + Hex(vpn); };  // only for a violation
   DecodedPte d = DecodePte(e);
-  // Is the leaf present (the only non-none kind so far)?
+  // Is the leaf present or device-private (the only non-none kinds so far)?
+  if (d.kind == PteKind::kDevicePrivateRead || d.kind == PteKind::kDevicePrivateWrite) {
+    CheckDeviceEntry(who, vmas, vpn, d);
+    return;
+  }
   if (d.kind != PteKind::kPresent) {
     Add("InvPteNoneOrPresent: " + where() + " kind=" + PteKindName(d.kind));
     return;
   }
-  // Is its pfn RAM or the zero page?
+  // Is its pfn RAM or the zero page, and not a device page? (A present PTE
+  // naming a device-private page is print_bad_pte()'s corruption.)
   if (!ks_.pages.Valid(d.pfn)) {
-    Add("InvPtePfnInRange: " + where() + " pfn=" + std::to_string(d.pfn));
+    bool device = ks_.devmems.FindByPfn(d.pfn) != nullptr;
+    Add(std::string(device ? "InvDevicePrivateNeverPresent: " : "InvPtePfnInRange: ") + where() +
+        " pfn=" + std::to_string(d.pfn));
     return;
   }
   bool zero = ks_.pages.IsZero(d.pfn);
@@ -108,6 +127,27 @@ void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t 
         " mapcount=" + std::to_string(ks_.pages.page(d.pfn).mapcount.load()));
   }
   if (!zero) ++ptes_[d.pfn];
+}
+
+void RepChecker::CheckDeviceEntry(const std::string& who, const VmaTree& vmas, uint64_t vpn,
+                                  const DecodedPte& d) {
+  auto where = [&] { return who + " vpn " + Hex(vpn) + " device pfn " + Hex(d.pfn); };
+  const Devmem* devmem = ks_.devmems.FindByPfn(d.pfn);
+  // Does it name a page of a live devmem that has a struct page?
+  if (devmem == nullptr || devmem->FindPage(d.pfn) == nullptr) {
+    Add("InvDeviceEntryTargetsLivePage: " + where());
+    return;
+  }
+  ++device_entries_[d.pfn];
+  const Vma* vma = vmas.Find(vpn << kPageShift);
+  // Does it lie in a private VMA, and is it write only where the VMA is?
+  if (vma == nullptr) {
+    Add("InvPteInsideVma: " + where());
+  } else if (vma->shared) {
+    Add("InvDeviceEntryPrivateVma: " + where());
+  } else if (d.kind == PteKind::kDevicePrivateWrite && !(vma->prot & kProtWrite)) {
+    Add("InvDeviceEntryWriteImpliesVmaWrite: " + where() + " prot=" + std::to_string(vma->prot));
+  }
 }
 
 void RepChecker::CheckObjects() {
@@ -197,6 +237,101 @@ void RepChecker::CheckPages() {
   if (std::memcmp(ks_.pages.data(zero), kZeros, kPageSize) != 0) Add("InvZeroPageZeroed");
 }
 
+void RepChecker::CheckDevmems() {
+  std::shared_lock<std::shared_mutex> devmems(ks_.devmems_lock);
+  CheckResources();
+  // page_free events per region and pfn, as logged (removed regions' stay).
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, uint64_t>> frees;
+  for (const DeviceEventInfo& e : ks_.events.Snapshot()) {
+    if (!e.fault) ++frees[e.devmem][e.pfn];
+  }
+  for (const auto& [id, devmem] : ks_.devmems.all()) CheckDevicePages(*devmem, frees[id]);
+}
+
+// REQUIRES: devmems_lock.
+void RepChecker::CheckResources() {
+  const Config& c = ks_.config;
+  const uint64_t limit = uint64_t{1} << c.max_physmem_bits;
+  const uint64_t device_end = uint64_t{1} << (kPageShift + kDevicePfnBits);
+  std::lock_guard<std::mutex> lock(ks_.resource_lock);
+  ks_.resources.CheckWellFormed(ks_.pages.ram_pages() * kPageSize, &out_);
+  uint64_t device_resources = 0;
+  for (const auto& [start, r] : ks_.resources.all()) {
+    if (!r.device) continue;
+    ++device_resources;
+    std::string where = "resource " + Hex(r.start) + "-" + Hex(r.end);
+    const Devmem* d = ks_.devmems.FindById(r.devmem);
+    // Is it exactly the range of the live devmem that owns it?
+    if (d == nullptr || d->first_pfn << kPageShift != r.start ||
+        (d->first_pfn + d->npages) << kPageShift != r.end) {
+      Add("InvDevmemMatchesResource: " + where + " devmem " + std::to_string(r.devmem));
+    }
+    // Is it section-aligned, where the profile places device memory?
+    bool aligned = ((r.start | r.end) & (c.section_bytes - 1)) == 0;
+    bool placed = c.profile == Profile::kV18 ? r.end <= limit
+                                             : r.start >= limit && r.end <= device_end;
+    if (!aligned || !placed) Add("InvDeviceRangePlacement: " + where);
+  }
+  // Does every devmem have a resource?
+  if (device_resources != ks_.devmems.all().size()) {
+    Add("InvDevmemMatchesResource: devmems=" + std::to_string(ks_.devmems.all().size()) +
+        " device resources=" + std::to_string(device_resources));
+  }
+}
+
+// REQUIRES: devmems_lock.
+void RepChecker::CheckDevicePages(const Devmem& devmem,
+                                  const std::unordered_map<uint64_t, uint64_t>& frees) {
+  uint64_t logged = 0;  // page_free events of the region's populated pages
+  for (uint64_t pfn = devmem.first_pfn; pfn - devmem.first_pfn < devmem.npages; ++pfn) {
+    const DevicePage* page = devmem.FindPage(pfn);
+    if (page == nullptr) break;  // never allocated: free, no entry (CheckDeviceEntry)
+    auto found = frees.find(pfn);
+    uint64_t page_frees = found == frees.end() ? 0 : found->second;
+    logged += page_frees;
+    CheckDevicePage(devmem, pfn, *page, page_frees);
+  }
+  uint64_t total = 0;
+  for (const auto& [pfn, n] : frees) total += n;
+  // Does the region's count match its log, with no page_free of a page never allocated?
+  if (devmem.page_frees() != total || logged != total) {
+    Add("InvPageFreeOncePerAllocation: devmem " + std::to_string(devmem.id) +
+        " page_frees=" + std::to_string(devmem.page_frees()) + " logged=" +
+        std::to_string(total) + " of allocated pages=" + std::to_string(logged));
+  }
+}
+
+// REQUIRES: devmems_lock.
+void RepChecker::CheckDevicePage(const Devmem& devmem, uint64_t pfn, const DevicePage& page,
+                                 uint64_t page_frees) {
+  uint32_t ref = page.refcount.load(), map = page.mapcount.load();
+  auto found = device_entries_.find(pfn);
+  uint32_t entries = found == device_entries_.end() ? 0 : found->second;
+  bool held = page.flags & kDevPgHeld;
+  uint32_t want = 1 + (held ? 1 : 0) + entries;
+  auto where = [&] { return "device pfn " + Hex(pfn) + " devmem " + std::to_string(devmem.id); };
+  // Does refcount = 1 + hold + entries (so never below 1), and mapcount = entries?
+  if (ref != want) {
+    Add("InvDevicePageRefcountMatchesHolders: " + where() + " refcount=" + std::to_string(ref) +
+        " expected=" + std::to_string(want) + " (1 + held " + std::to_string(held) +
+        " + entries " + std::to_string(entries) + ")");
+  }
+  if (map != entries) {
+    Add("InvDevicePageMapcountMatchesEntries: " + where() + " mapcount=" + std::to_string(map) +
+        " entries=" + std::to_string(entries));
+  }
+  // Is it on the free bitmap exactly when its refcount is 1?
+  if (devmem.IsFree(pfn) != (ref == 1)) {
+    Add("InvDevicePageFreeIffRefcountOne: " + where() + " refcount=" + std::to_string(ref));
+  }
+  // Did every allocation of it end in exactly one page_free, but one still in use?
+  if (page_frees + (ref > 1 ? 1 : 0) != page.allocations) {
+    Add("InvPageFreeOncePerAllocation: " + where() + " page_frees=" + std::to_string(page_frees) +
+        " allocations=" + std::to_string(page.allocations) + " in use=" +
+        std::to_string(ref > 1));
+  }
+}
+
 std::vector<std::pair<uint64_t, std::shared_ptr<Process>>> SnapshotProcs(const KernelState& ks) {
   std::shared_lock<std::shared_mutex> tasklist(ks.tasklist_lock);
   return {ks.procs.begin(), ks.procs.end()};
@@ -211,6 +346,7 @@ std::vector<std::string> Kernel::RepInvariant() const {
   checker.CheckObjects();
   checker.CheckPins();
   checker.CheckPages();
+  checker.CheckDevmems();
   return checker.Take();
 }
 
