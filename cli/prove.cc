@@ -64,6 +64,14 @@ std::string Indent(const std::string& text) {
   return out;
 }
 
+// A lemma proved by finding a witness (an existence claim, such as the v18
+// placement collision) carries it in `detail`, starting "witness".
+bool HasWitness(const solver::LemmaResult& r) {
+  return r.status == solver::LemmaStatus::kProved && r.detail.rfind("witness", 0) == 0;
+}
+
+// Prints a lemma's detail and counterexample under its name and status: for
+// failures, and for lemmas whose proof is a witness.
 void PrintFailure(const solver::LemmaResult& r, std::ostream& out) {
   out << "\n" << r.name << ": " << StatusWord(r.status) << "\n";
   if (!r.detail.empty()) out << Indent(r.detail);
@@ -97,7 +105,7 @@ void PrintList(std::ostream& out) {
 LemmaTally ProveLemmas(const std::string& only, bool quiet, Io& io) {
   LemmaTally tally;
   Table table({{"lemma"}, {"status"}, {"time", Table::Align::kRight}});
-  std::vector<solver::LemmaResult> failures;
+  std::vector<solver::LemmaResult> failures;  // and witnesses: printed below the table
   ProgressLine progress(io.err, io.err_is_tty && !quiet);
   size_t count = only.empty() ? solver::AllLemmas().size() : 1;
   for (const solver::Lemma& lemma : solver::AllLemmas()) {
@@ -108,10 +116,8 @@ LemmaTally ProveLemmas(const std::string& only, bool quiet, Io& io) {
                     /*force=*/true);
     solver::LemmaResult r = ProveOne(lemma);
     bool proved = r.status == solver::LemmaStatus::kProved;
-    if (!proved) {
-      tally.not_proved.push_back(r.name);
-      failures.push_back(r);
-    }
+    if (!proved) tally.not_proved.push_back(r.name);
+    if (!proved || (HasWitness(r) && !quiet)) failures.push_back(r);
     if (!proved || !quiet) {
       table.AddRow({r.name, StatusWord(r.status), FormatSeconds(r.seconds)});
     }

@@ -6,6 +6,9 @@
 
 #include "solver/lemma.h"
 
+#include <utility>
+
+#include "solver/devmem_lemmas.h"
 #include "solver/prove.h"
 #include "solver/pte_lemmas.h"
 
@@ -13,7 +16,11 @@ namespace hmm::solver {
 namespace {
 
 const std::vector<LemmaWithControl>& Registry() {
-  static const auto* entries = new std::vector<LemmaWithControl>(PteLemmas());
+  static const auto* entries = [] {
+    auto* out = new std::vector<LemmaWithControl>(PteLemmas());
+    for (LemmaWithControl& e : DevmemLemmas()) out->push_back(std::move(e));
+    return out;
+  }();
   return *entries;
 }
 

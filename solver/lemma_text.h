@@ -1,0 +1,45 @@
+// File: solver/lemma_text.h
+//
+// Counterexamples and witnesses as text: one "field = value" line per field,
+// numbers from a model. Internal to //solver:lemmas.
+
+#ifndef HMMREF_SOLVER_LEMMA_TEXT_H_
+#define HMMREF_SOLVER_LEMMA_TEXT_H_
+
+#include <z3++.h>
+
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "solver/prove.h"
+
+namespace hmm::solver::text {
+
+inline std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+inline std::string Line(const std::string& field, const std::string& value) {
+  return field + " = " + value + "\n";
+}
+
+inline std::string Bool(bool b) { return b ? "true" : "false"; }
+
+// The value of bit-vector `e` in `m` (unconstrained parts completed).
+inline uint64_t U64(const z3::model& m, const z3::expr& e) {
+  return m.eval(e, /*model_completion=*/true).get_numeral_uint64();
+}
+
+inline std::vector<Named> Concat(std::vector<Named> a, const std::vector<Named>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace hmm::solver::text
+
+#endif  // HMMREF_SOLVER_LEMMA_TEXT_H_
