@@ -17,16 +17,19 @@ using rc::gen::weightedOneOf;
 
 uint64_t Limit(const Config& c) { return uint64_t{1} << c.max_physmem_bits; }
 
-// Device pfns near the first ones the placement hands out, plus a few that
-// name no device page (0, a RAM pfn, far away).
+// Device pfns: a few pages into one of the first regions the placement hands
+// out (allocation takes the lowest free pfn, so low offsets are the ones that
+// get allocated), plus a few that name no device page (0, a RAM pfn, far away).
 rc::Gen<uint64_t> GenDevicePfn(const Config& c) {
   const uint64_t limit_pfn = Limit(c) >> kPageShift;
-  const uint64_t span = 3 * (c.section_bytes >> kPageShift);
-  auto near = c.profile == Profile::kV18
-                  ? rc::gen::map(inRange<uint64_t>(1, span + 1),
-                                 [limit_pfn](uint64_t i) { return limit_pfn - i; })
-                  : rc::gen::map(inRange<uint64_t>(0, span),
-                                 [limit_pfn](uint64_t i) { return limit_pfn + i; });
+  const uint64_t section_pages = c.section_bytes >> kPageShift;
+  const bool v18 = c.profile == Profile::kV18;
+  auto base = rc::gen::map(inRange<uint64_t>(0, 3), [=](uint64_t k) {
+    return v18 ? limit_pfn - (k + 1) * section_pages : limit_pfn + k * section_pages;
+  });
+  auto offset = weightedElement<uint64_t>({{8, 0}, {4, 1}, {2, 2}, {1, 3}});
+  auto near = rc::gen::map(rc::gen::pair(base, offset),
+                           [](const std::pair<uint64_t, uint64_t>& p) { return p.first + p.second; });
   return weightedOneOf<uint64_t>(
       {{12, near}, {1, element(uint64_t{0}, uint64_t{5}, limit_pfn << 4)}});
 }

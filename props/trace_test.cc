@@ -470,7 +470,8 @@ TEST(TraceErrors, EachMessageWithItsLine) {
        "t.hmm:1: devmap returns no value: expected ok or an errno, got '1'"},
       {"devmem_remove 1 -> 1",
        "t.hmm:1: devmem_remove returns no value: expected ok or an errno, got '1'"},
-      {"ram_hotadd 0 0x1000 -> 0", "t.hmm:1: ram_hotadd returns no value: expected ok or an errno, got '0'"},
+      {"ram_hotadd 0 0x1000 -> 0",
+       "t.hmm:1: ram_hotadd returns no value: expected ok or an errno, got '0'"},
       {"page_frees 1 -> 0x1g", "t.hmm:1: bad number '0x1g'"},
       // Set-up lines: first, once each, in range.
       {"process\nram 8", "t.hmm:2: 'ram' must come before every operation"},
@@ -699,11 +700,13 @@ TEST(TraceFormat, DeviceExpectFromResult) {
 
 class RandomOps {
  public:
+  static constexpr uint64_t kNumKinds = static_cast<uint64_t>(OpKind::kProfile) + 1;
+
   explicit RandomOps(uint32_t seed) : rng_(seed) {}
 
   Op Next() {
     Op op;
-    op.kind = static_cast<OpKind>(Below(12));
+    op.kind = static_cast<OpKind>(Below(kNumKinds));
     op.pid = Number();
     switch (op.kind) {
       case OpKind::kCreateProcess: op.pid = 0; break;
@@ -735,6 +738,48 @@ class RandomOps {
         op.new_len = Number();
         op.flags = Bits();
         if ((op.flags & kMremapFixed) != 0 || Below(2) == 0) op.new_addr = Number();
+        break;
+      case OpKind::kDevmemAdd:
+        op.pid = 0;
+        op.device = Number();
+        op.len = Number();
+        break;
+      case OpKind::kDevmemRemove:
+      case OpKind::kDevPageAlloc:
+      case OpKind::kPageFrees:
+        op.pid = 0;
+        op.devmem = Number();
+        break;
+      case OpKind::kRamHotAdd:
+      case OpKind::kRamHotRemove:
+        op.pid = 0;
+        Range(&op);
+        break;
+      case OpKind::kDevPagePut:
+        op.pid = 0;
+        op.pfn = Number();
+        break;
+      case OpKind::kDevMap:
+        op.addr = Number();
+        op.pfn = Number();
+        op.prot = Bits();
+        break;
+      // Set-up lines: only values inside their bounds parse.
+      case OpKind::kRam:
+        op.pid = 0;
+        op.len = kMinTraceRamPages + Below(kMaxTraceRamPages - kMinTraceRamPages + 1);
+        break;
+      case OpKind::kPhysmemBits:
+        op.pid = 0;
+        op.len = kMinPhysmemBits + Below(kMaxPhysmemBits - kMinPhysmemBits + 1);
+        break;
+      case OpKind::kSection:
+        op.pid = 0;
+        op.len = kMinSectionBytes << Below(19);  // 4 KiB .. 1 GiB
+        break;
+      case OpKind::kProfile:
+        op.pid = 0;
+        op.flags = static_cast<uint32_t>(Below(2) == 0 ? Profile::kDefault : Profile::kV18);
         break;
     }
     if (Below(4) != 0) op.expect = ExpectFor(op.kind);
@@ -809,15 +854,35 @@ TEST(TraceRoundTrip, RandomOps) {
     ASSERT_EQ(back.size(), 1u) << line;
     EXPECT_TRUE(SameOp(back[0], op)) << line << "\nreformatted: " << FormatOp(back[0]);
   }
-  // And as a whole trace, header included.
+  // And as a whole trace, header included: the first set-up line of each kind
+  // leads (the set-up rule), then every operation.
+  std::vector<Op> trace;
+  uint64_t setup_seen = 0;
+  for (const Op& op : ops) {
+    const uint64_t bit = uint64_t{1} << static_cast<int>(op.kind);
+    if (IsSetupKind(op.kind) && (setup_seen & bit) == 0) trace.push_back(op);
+    if (IsSetupKind(op.kind)) setup_seen |= bit;
+  }
+  EXPECT_EQ(trace.size(), 4u);
+  for (const Op& op : ops) {
+    if (!IsSetupKind(op.kind)) trace.push_back(op);
+  }
   std::vector<Op> back;
   std::string error;
-  ASSERT_TRUE(ParseTrace(FormatTrace(ops, "header\nline two"), "rt.hmm", &back, &error)) << error;
-  ASSERT_EQ(back.size(), ops.size());
-  for (size_t i = 0; i < ops.size(); ++i) {
-    EXPECT_TRUE(SameOp(back[i], ops[i])) << FormatOp(ops[i]);
+  ASSERT_TRUE(ParseTrace(FormatTrace(trace, "header\nline two"), "rt.hmm", &back, &error))
+      << error;
+  ASSERT_EQ(back.size(), trace.size());
+  for (size_t i = 0; i < trace.size(); ++i) {
+    EXPECT_TRUE(SameOp(back[i], trace[i])) << FormatOp(trace[i]);
     EXPECT_EQ(back[i].line, static_cast<int>(i + 3));
   }
+}
+
+TEST(TraceRoundTrip, EveryKindIsGenerated) {
+  RandomOps gen(1);
+  std::vector<int> seen(RandomOps::kNumKinds);
+  for (int i = 0; i < 3000; ++i) ++seen[static_cast<size_t>(gen.Next().kind)];
+  for (size_t k = 0; k < seen.size(); ++k) EXPECT_GT(seen[k], 0) << OpName(static_cast<OpKind>(k));
 }
 
 // --- Hostile input: never a crash; whatever parses, reformats to itself ---
@@ -829,7 +894,10 @@ TEST(TraceHostile, RandomTextNeverCrashesAndParsedTextRoundTrips) {
       ">", "\"", "\\", "\\x", "hex:", "fill:", "*", "0x", "0", "1", "9", "f", "g",
       "ffffffffffffffff", "99999999999999999999", "|", "r", "rw", "none", "private",
       "shared", "fixed", "maymove", "dontneed", "ok", "kFault", "EINVAL", std::string(1, '\0'),
-      "\x01", "\x7f", "\xff", "\xc3\xa9", "=", "PROT_READ", "MAP_FIXED"};
+      "\x01", "\x7f", "\xff", "\xc3\xa9", "=", "PROT_READ", "MAP_FIXED", "devmem_add",
+      "devmem_remove", "ram_hotadd", "ram_hotremove", "devpage_alloc", "devpage_put", "devmap",
+      "page_frees", "ram", "physmem_bits", "section", "profile", "default", "v18", "32",
+      "0x10000", "kBusy"};
   std::mt19937 rng(7);
   int parsed = 0;
   for (int i = 0; i < 20000; ++i) {
@@ -898,7 +966,7 @@ TEST(TraceScenarios, EveryScenarioParsesAndHasAnExpectationOnEachLine) {
     EXPECT_FALSE(ops.empty()) << path;
     EXPECT_EQ(FirstLine(path).rfind("# ", 0), 0u) << path << " must open with a comment";
     for (const Op& op : ops) {
-      if (op.kind == OpKind::kRam) continue;  // set-up, not an operation
+      if (IsSetupKind(op.kind)) continue;  // set-up, not an operation
       EXPECT_TRUE(op.expect.has_value()) << path << ":" << op.line << ": no '-> RESULT'";
     }
   }
