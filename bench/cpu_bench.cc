@@ -20,6 +20,7 @@
 #include <benchmark/benchmark.h>
 #include <rapidcheck.h>
 
+#include "bench/ratio_reporter.h"
 #include "impl/kernel.h"
 #include "props/generators.h"
 #include "props/runner.h"
@@ -97,52 +98,26 @@ BENCHMARK(BM_LockstepResultsOnly)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Memset4K);
 BENCHMARK(BM_CpuWriteFault)->Unit(benchmark::kMicrosecond);
 
-// Records items/s of every run so main() can print figure/bound ratios.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) items_per_second_[run.benchmark_name()] = it->second;
-      auto md = run.counters.find("metadata_bytes_per_page");
-      if (md != run.counters.end()) metadata_ = md->second;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void PrintRatios() const {
-    auto get = [&](const char* name) {
-      auto it = items_per_second_.find(name);
-      return it == items_per_second_.end() ? 0.0 : it->second;
-    };
-    double checked = get("BM_RefinementCheckedSteps");
-    double lockstep = get("BM_LockstepResultsOnly");
-    double faults = get("BM_CpuWriteFault");
-    double memsets = get("BM_Memset4K");
-    std::cout << "\nratios (figure / bound measured in this run)\n";
-    std::cout << "  refinement-checked steps/s: " << checked << " = " << (lockstep ? checked / lockstep : 0)
-              << " x results-only lock step (" << lockstep << " steps/s); target >= 20000 steps/s\n";
-    std::cout << "  write-fault latency: " << (faults ? 1e9 / faults : 0) << " ns = "
-              << (faults ? memsets / faults : 0) << " x memset of 4 KiB (" << (memsets ? 1e9 / memsets : 0)
-              << " ns)\n";
-    std::cout << "  metadata per mapped page: " << metadata_ << " bytes = " << metadata_ / 64
-              << " x the kernel's 64-byte struct page\n";
-  }
-
- private:
-  std::map<std::string, double> items_per_second_;
-  double metadata_ = 0;
-};
+void PrintRatios(const RatioReporter& r) {
+  double checked = r.ItemsPerSecond("BM_RefinementCheckedSteps");
+  double lockstep = r.ItemsPerSecond("BM_LockstepResultsOnly");
+  double fault_ns = r.NsPerItem("BM_CpuWriteFault");
+  double memset_ns = r.NsPerItem("BM_Memset4K");
+  double metadata = r.Counter("BM_CpuWriteFault", "metadata_bytes_per_page");
+  std::cout << "\nratios (figure / bound measured in this run)\n";
+  std::cout << "  refinement-checked steps/s: " << checked << " = "
+            << (lockstep ? checked / lockstep : 0) << " x results-only lock step (" << lockstep
+            << " steps/s); target >= 20000 steps/s\n";
+  std::cout << "  write-fault latency: " << fault_ns << " ns = "
+            << (memset_ns ? fault_ns / memset_ns : 0) << " x memset of 4 KiB (" << memset_ns
+            << " ns)\n";
+  std::cout << "  metadata per mapped page: " << metadata << " bytes = " << metadata / 64
+            << " x the kernel's 64-byte struct page\n";
+}
 
 }  // namespace
 }  // namespace hmm::bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-  hmm::bench::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.PrintRatios();
-  benchmark::Shutdown();
-  return 0;
+  return hmm::bench::RunWithRatios(argc, argv, &hmm::bench::PrintRatios);
 }

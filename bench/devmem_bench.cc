@@ -23,6 +23,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench/ratio_reporter.h"
 #include "impl/kernel.h"
 
 namespace hmm::bench {
@@ -78,53 +79,26 @@ BENCHMARK(BM_StructPageInitBound)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_HmmDevmemAddRemove1G)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_HmmDevmemAddAllocEveryPage1G)->Unit(benchmark::kMillisecond);
 
-// Records items/s (regions/s here) of every run so main() can print ratios.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) items_per_second_[run.benchmark_name()] = it->second;
-      auto md = run.counters.find("metadata_bytes_per_page");
-      if (md != run.counters.end()) metadata_ = md->second;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void PrintRatios() const {
-    auto ns = [&](const char* name) {
-      auto it = items_per_second_.find(name);
-      return it == items_per_second_.end() || it->second == 0 ? 0.0 : 1e9 / it->second;
-    };
-    double bound = ns("BM_StructPageInitBound");
-    double add = ns("BM_HmmDevmemAddRemove1G");
-    double every = ns("BM_HmmDevmemAddAllocEveryPage1G");
-    std::cout << "\nratios (figure / bound measured in this run)\n";
-    std::cout << "  HmmDevmemAdd+Remove 1 GiB: " << add << " ns = " << (bound ? add / bound : 0)
-              << " x writing " << kRegionPages << " 64-byte struct pages (" << bound
-              << " ns; the memmap is populated on demand)\n";
-    std::cout << "  HmmDevmemAdd 1 GiB + DevicePageAlloc of every page: " << every << " ns = "
-              << (bound ? every / bound : 0) << " x the same bound ("
-              << every / static_cast<double>(kRegionPages) << " ns per page)\n";
-    std::cout << "  metadata per device page (every page allocated): " << metadata_
-              << " bytes = " << metadata_ / kKernelStructPage << " x the kernel's "
-              << kKernelStructPage << "-byte struct page\n";
-  }
-
- private:
-  std::map<std::string, double> items_per_second_;
-  double metadata_ = 0;
-};
+void PrintRatios(const RatioReporter& r) {
+  double bound = r.NsPerItem("BM_StructPageInitBound");
+  double add = r.NsPerItem("BM_HmmDevmemAddRemove1G");
+  double every = r.NsPerItem("BM_HmmDevmemAddAllocEveryPage1G");
+  double metadata = r.Counter("BM_HmmDevmemAddAllocEveryPage1G", "metadata_bytes_per_page");
+  std::cout << "\nratios (figure / bound measured in this run)\n";
+  std::cout << "  HmmDevmemAdd+Remove 1 GiB: " << add << " ns = " << (bound ? add / bound : 0)
+            << " x writing " << kRegionPages << " 64-byte struct pages (" << bound
+            << " ns; the memmap is populated on demand)\n";
+  std::cout << "  HmmDevmemAdd 1 GiB + DevicePageAlloc of every page: " << every << " ns = "
+            << (bound ? every / bound : 0) << " x the same bound ("
+            << every / static_cast<double>(kRegionPages) << " ns per page)\n";
+  std::cout << "  metadata per device page (every page allocated): " << metadata << " bytes = "
+            << metadata / kKernelStructPage << " x the kernel's " << kKernelStructPage
+            << "-byte struct page\n";
+}
 
 }  // namespace
 }  // namespace hmm::bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-  hmm::bench::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.PrintRatios();
-  benchmark::Shutdown();
-  return 0;
+  return hmm::bench::RunWithRatios(argc, argv, &hmm::bench::PrintRatios);
 }

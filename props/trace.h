@@ -65,6 +65,9 @@ std::string FormatTrace(const std::vector<Op>& ops, const std::string& header_co
 // The keyword that starts a line of this kind ("process", "mmap", "madvise").
 std::string OpName(OpKind kind);
 
+// Whether two ops are the same line: every field but `line` (the source line).
+bool SameOp(const Op& a, const Op& b);
+
 // The expectation that says exactly `result` for an op of `kind`, in the shape
 // FormatOp prints: the errno; when kOk, also the value or the bytes if `kind`
 // returns one. For writing a run's observed results out as a trace.

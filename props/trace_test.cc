@@ -21,20 +21,6 @@
 namespace hmm::props {
 namespace {
 
-bool SameExpect(const std::optional<Expect>& a, const std::optional<Expect>& b) {
-  if (a.has_value() != b.has_value()) return false;
-  if (!a.has_value()) return true;
-  return a->err == b->err && a->value == b->value && a->data == b->data;
-}
-
-// Every field but `line`.
-bool SameOp(const Op& a, const Op& b) {
-  return a.kind == b.kind && a.pid == b.pid && a.addr == b.addr && a.len == b.len &&
-         a.new_len == b.new_len && a.new_addr == b.new_addr && a.prot == b.prot &&
-         a.flags == b.flags && a.pin == b.pin && a.devmem == b.devmem && a.pfn == b.pfn &&
-         a.device == b.device && a.data == b.data && SameExpect(a.expect, b.expect);
-}
-
 // Parses one text that must be well formed.
 std::vector<Op> MustParse(const std::string& text) {
   std::vector<Op> ops;
