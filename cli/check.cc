@@ -10,10 +10,12 @@
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "props/coverage.h"
 #include "props/runner.h"
 #include "props/suite.h"
 #include "props/trace.h"
@@ -32,7 +34,12 @@ constexpr CommandHelp kHelp = {
     "\n"
     "On a terminal, a progress line on stderr shows the suite, sequences done,\n"
     "steps run and steps per second. Then a table per suite (sequences, steps,\n"
-    "steps/s, result) and per lemma (status, time), and a verdict line.\n"
+    "steps/s, result); per suite its coverage: each state class it should reach\n"
+    "with the sequences and steps that reached it and its minimum, and each\n"
+    "command with its steps by result (docs/coverage.md); a line 'warning: suite\n"
+    "S never reached ...' for each class under its minimum (the exit status does\n"
+    "not change); then a table per lemma (status, time), and a verdict line.\n"
+    "--quiet prints only failures, coverage warnings and the verdict.\n"
     "\n"
     "A failing suite prints its minimized counterexample as a .hmm trace and\n"
     "writes it to DIR/<suite>-seed<S>.hmm, with the step-indexed report of model\n"
@@ -72,7 +79,8 @@ void DeclareFlags(CheckFlags* f, Flags* flags) {
                 "seed of the random sequences, or 'random' for one from the clock (default 1)");
   flags->Uint("max-steps", "K", &f->max_steps, 1, 100000,
               "longest sequence, in steps (default " + std::to_string(f->max_steps) + ")");
-  flags->Bool("quiet", &f->quiet, "no progress line; print only failures and the verdict");
+  flags->Bool("quiet", &f->quiet,
+              "no progress line; print only failures, coverage warnings and the verdict");
   flags->String("out", "DIR", &f->out_dir,
                 "where counterexamples are written (default hmmref-out)");
   flags->Bool("list", &f->list, "list the suites with what they cover; run nothing");
@@ -216,8 +224,65 @@ bool KnownSuite(const std::string& name, std::string* names) {
   return known;
 }
 
-// Runs the suites, prints their table and counterexamples. Returns the names
-// of the suites that failed.
+// "kInval 1.2k, kNoMem 310": the errors of one command, in errno order.
+std::string ErrorCounts(const std::vector<props::CommandCount>& commands, props::OpKind kind) {
+  std::string text;
+  for (const props::CommandCount& c : commands) {
+    if (c.kind != kind || c.err == Errno::kOk) continue;
+    text += (text.empty() ? "" : ", ") + std::string(ErrnoName(c.err)) + " " + FormatCount(c.steps);
+  }
+  return text;
+}
+
+// A suite's coverage (props/coverage.h): its state classes with the
+// sequences and steps that reached each and the minimum for this many
+// sequences, then its commands by result. Quiet: only the warnings.
+void PrintCoverage(const props::Coverage& c, bool passed, bool quiet, Io& io) {
+  if (!quiet) {
+    Table classes({{"class"},
+                   {"sequences", Table::Align::kRight},
+                   {"steps", Table::Align::kRight},
+                   {"min", Table::Align::kRight}});
+    for (const props::ClassCount& k : c.classes) {
+      classes.AddRow({k.name, FormatCount(k.sequences), FormatCount(k.steps),
+                      FormatCount(props::Coverage::ScaledMinimum(k.minimum, c.sequences))});
+    }
+    Table commands({{"command"},
+                    {"steps", Table::Align::kRight},
+                    {"ok", Table::Align::kRight},
+                    {"errors"}});
+    for (size_t i = 0; i < c.commands.size();) {
+      const props::OpKind kind = c.commands[i].kind;
+      uint64_t steps = 0, ok = 0;
+      for (; i < c.commands.size() && c.commands[i].kind == kind; ++i) {
+        steps += c.commands[i].steps;
+        if (c.commands[i].err == Errno::kOk) ok = c.commands[i].steps;
+      }
+      commands.AddRow({props::OpName(kind), FormatCount(steps), FormatCount(ok),
+                       ErrorCounts(c.commands, kind)});
+    }
+    io.out << "\nCoverage of suite " << c.suite << " (" << Count(c.sequences, "sequence")
+           << (passed ? "" : " up to the first failure") << ", " << Count(c.steps, "step")
+           << (passed ? "" : "; shrinking not counted") << ")\n"
+           << classes.Render() << "\n" << commands.Render();
+  }
+  const std::vector<props::ClassCount> missed = c.Missed();
+  if (!quiet && !missed.empty()) io.out << "\n";
+  for (const props::ClassCount& k : missed) {
+    io.out << "warning: suite " << c.suite;
+    if (k.sequences == 0) {
+      io.out << " never reached '" << k.name << "'";
+    } else {
+      io.out << " reached '" << k.name << "' in only " << Count(k.sequences, "sequence");
+    }
+    io.out << " (expected in at least "
+           << props::Coverage::ScaledMinimum(k.minimum, c.sequences) << " of "
+           << Count(c.sequences, "sequence") << ")\n";
+  }
+}
+
+// Runs the suites, prints their table, their coverage and counterexamples.
+// Returns the names of the suites that failed.
 std::vector<std::string> RunSuites(const CheckFlags& f, uint64_t seed, Io& io) {
   Table table({{"suite"},
                {"sequences", Table::Align::kRight},
@@ -225,6 +290,7 @@ std::vector<std::string> RunSuites(const CheckFlags& f, uint64_t seed, Io& io) {
                {"steps/s", Table::Align::kRight},
                {"result"}});
   std::vector<props::SuiteResult> failed;
+  std::vector<std::pair<props::Coverage, bool>> coverage;  // and whether the suite passed
   for (const props::SuiteInfo& suite : props::Suites()) {
     if (!f.suite.empty() && suite.name != f.suite) continue;
     props::SuiteResult r = RunOneSuite(suite.name, f, seed, io);
@@ -232,9 +298,11 @@ std::vector<std::string> RunSuites(const CheckFlags& f, uint64_t seed, Io& io) {
       table.AddRow({r.name, std::to_string(r.sequences), std::to_string(r.steps),
                     FormatRate(r.steps, r.seconds), r.passed ? "passed" : "FAILED"});
     }
+    coverage.emplace_back(std::move(r.coverage), r.passed);
     if (!r.passed) failed.push_back(std::move(r));
   }
   if (!table.empty()) io.out << table.Render();
+  for (const auto& c : coverage) PrintCoverage(c.first, c.second, f.quiet, io);
   std::vector<std::string> names;
   for (const props::SuiteResult& r : failed) {
     names.push_back(r.name);

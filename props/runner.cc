@@ -129,8 +129,10 @@ RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
     StepRecord step;
     step.index = report.steps.size() + 1;
     step.op = op;
+    if (options.observer != nullptr) options.observer->BeforeStep(op, m.state());
     step.model = Apply(m, op);
     step.impl = Apply(i, op);
+    if (options.observer != nullptr) options.observer->AfterStep(step, m.state());
     report.steps.push_back(step);
     report.steps_run = step.index;
     const bool misplaced = !CheckSetupPlacement(step, seen_operation, &report);

@@ -19,6 +19,10 @@
 
 #include "props/op.h"
 
+namespace hmm::model {
+struct State;
+}  // namespace hmm::model
+
 namespace hmm::props {
 
 struct StepRecord {
@@ -37,10 +41,24 @@ struct RunReport {
   std::vector<StepRecord> steps;     // every step run, in order (the last is the failing one)
 };
 
+// Watches the steps of a run (props/coverage.h classifies them). It is given
+// the model's state by reference, never a copy; it must not keep the
+// reference past the call.
+class StepObserver {
+ public:
+  virtual ~StepObserver() = default;
+  // Before both sides apply `op`: the model's state after the previous step.
+  virtual void BeforeStep(const Op& op, const model::State& before) {}
+  // After both sides applied the step and before its checks (so the failing
+  // step is seen too): `step.model` is the model's result, `after` its state.
+  virtual void AfterStep(const StepRecord& step, const model::State& after) {}
+};
+
 struct RunOptions {
   uint64_t ram_pages = 0;      // 0: the default
   bool check_expect = true;    // compare with the lines' "-> ..." expectations
   bool check_states = true;    // checks 2-4; false leaves only results (bench's bound)
+  StepObserver* observer = nullptr;  // not owned; may be null
 };
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options = {});

@@ -22,7 +22,9 @@ namespace {
 
 // What the property saw across all its invocations during one RunSuite.
 struct Observed {
+  explicit Observed(const std::string& suite) : coverage(suite) {}
   uint64_t steps = 0;
+  CoverageObserver coverage;  // fed until the first failure: generation, not shrinking
   bool failed = false;
   std::vector<Op> first_failing;  // the first failing trace, before shrinking
   std::vector<Op> last_failing;   // the last failing trace: the minimized one
@@ -74,7 +76,15 @@ void LoadRapidcheckConfigurationQuietly() {
 
 // Runs one generated trace and records a failure; shared by every suite.
 void CheckTrace(std::vector<Op> ops, Observed* seen) {
-  RunReport report = RunTrace(ops);
+  // rapidcheck stops generating at the first failure; every later call shrinks.
+  const bool generating = !seen->failed;
+  RunOptions options;
+  if (generating) {
+    options.observer = &seen->coverage;
+    seen->coverage.BeginSequence();
+  }
+  RunReport report = RunTrace(ops, options);
+  if (generating) seen->coverage.EndSequence();
   seen->steps += report.steps_run;
   if (report.ok) return;
   // Drop the steps after the failing one: they were never run.
@@ -149,7 +159,7 @@ SuiteResult RunSuite(const SuiteOptions& options) {
     return result;
   }
   LoadRapidcheckConfigurationQuietly();
-  Observed seen;
+  Observed seen(options.name);
   ProgressListener listener(options, seen);
   rc::detail::TestParams params;
   params.seed = options.seed;
@@ -164,6 +174,7 @@ SuiteResult RunSuite(const SuiteOptions& options) {
   result.steps = seen.steps;
   result.sequences = listener.progress().sequences;
   result.shrinks = listener.progress().shrinks;
+  result.coverage = seen.coverage.Result();
   rc::detail::SuccessResult success;
   result.passed = outcome.match(success) && !seen.failed;
   if (!seen.failed) return result;

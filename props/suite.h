@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "props/coverage.h"
 #include "props/op.h"
 
 namespace hmm::props {
@@ -50,6 +51,9 @@ struct SuiteResult {
   uint64_t original_length = 0;    // steps in the first failing sequence
   uint64_t shrinks = 0;
   std::string failure;             // FormatReport of the minimized run
+  // What the generated sequences exercised (props/coverage.h): every sequence
+  // up to and including the first failing one; shrinking is not counted.
+  Coverage coverage;
 };
 
 SuiteResult RunSuite(const SuiteOptions& options);

@@ -1,0 +1,511 @@
+// File: props/coverage.cc
+//
+// The state classes and their detectors. Each detector runs only for the
+// steps of the kinds it is about, reads the model's state in place, and
+// stays within the pages a step touches (or the pins, the resources or the
+// new events), so classifying costs a small fraction of a step's checks.
+
+#include "props/coverage.h"
+
+#include <algorithm>
+
+#include "model/kernel.h"
+
+namespace hmm::props {
+namespace {
+
+// Every class any suite has; a suite lists the ones it is meant to reach.
+enum ClassId : uint32_t {
+  kZeroPageMapped,
+  kCowBreak,
+  kSharedPageTwoProcesses,
+  kPinOutlivesUnmap,
+  kForkPinnedPage,
+  kFaultOutOfRam,
+  kMremapMoved,
+  kMadviseOverHole,
+  kPartialWrite,
+  kDeviceEntryForked,
+  kPageFreeLogged,
+  kPageFreeOnZap,
+  kFaultCallbackLogged,
+  kV18HotAddCollision,
+  kDevmemRemoveBusy,
+  kDeviceRegionExhausted,
+  kNumClassIds,
+};
+static_assert(kNumClassIds <= CoverageObserver::kMaxClasses, "class ids must fit the mask");
+
+struct ClassDef {
+  ClassId id;
+  const char* name;
+  const char* description;
+};
+
+// Names and one-line definitions (docs/coverage.md repeats them).
+const ClassDef kClassDefs[] = {
+    {kZeroPageMapped, "zero page mapped",
+     "a read leaves a zero-page PTE at a page it touched"},
+    {kCowBreak, "COW break (write to a page shared by 2+ PTEs)",
+     "a write or pin meets a read-only PTE whose page 2+ PTEs map, and the PTE then names "
+     "a new page"},
+    {kSharedPageTwoProcesses, "shared page seen by two processes",
+     "a successful read or write in a MAP_SHARED VMA reaches a page that another process's "
+     "PTE also maps"},
+    {kPinOutlivesUnmap, "pin outlives munmap (pinned page mapped by no PTE)",
+     "after munmap, madvise, exit, mremap or MAP_FIXED mmap, a pinned page is mapped by no "
+     "PTE"},
+    {kForkPinnedPage, "fork with a pinned page",
+     "a successful fork gives the child its own copy of a page pinned in the parent"},
+    {kFaultOutOfRam, "RAM exhausted (kNoMem)",
+     "a read, write or pin fails with kNoMem: a fault found RAM full"},
+    {kMremapMoved, "mremap moved", "a successful mremap returns an address other than old_addr"},
+    {kMadviseOverHole, "madvise over a hole (kNoMem)",
+     "madvise(DONTNEED) returns kNoMem: part of the range has no VMA"},
+    {kPartialWrite, "partial write fault",
+     "a write spanning 2+ pages fails after its first page was written (a writable PTE "
+     "there)"},
+    {kDeviceEntryForked, "device page mapped by 2+ entries (after fork)",
+     "a successful fork copies a device-private entry into the child"},
+    {kPageFreeLogged, "page_free logged", "a step logs a page_free callback"},
+    {kPageFreeOnZap, "page_free from a zap",
+     "a step other than devpage_put logs page_free: an entry's unmap dropped the last "
+     "reference"},
+    {kFaultCallbackLogged, "fault callback logged",
+     "a CPU access (read, write, pin) reaches a device-private entry and logs a fault"},
+    {kV18HotAddCollision, "v18 hot-add collision (kBusy)",
+     "under profile v18, ram_hotadd returns kBusy on a range that overlaps device memory"},
+    {kDevmemRemoveBusy, "devmem remove refused (kBusy)",
+     "devmem_remove returns kBusy: a page of the region is held or mapped"},
+    {kDeviceRegionExhausted, "device region exhausted (kNoMem)",
+     "devpage_alloc returns kNoMem: every page of the region is in use"},
+};
+
+const ClassDef& Def(ClassId id) { return kClassDefs[id]; }
+
+struct SuiteClass {
+  ClassId id;
+  uint64_t minimum;  // of kCoverageBudget sequences
+};
+
+struct SuiteClasses {
+  const char* suite;
+  std::vector<SuiteClass> classes;
+};
+
+// Minimums, of kCoverageBudget sequences: about a third of the fewest that
+// seeds 1 to 9 reach (docs/coverage.md has the counts), so that another seed
+// passes and a generator change that loses most of a class does not. A class
+// the generators reach about once in 2000 sequences has minimum 1: most seeds
+// warn about it, as they should.
+const std::vector<SuiteClasses>& AllSuiteClasses() {
+  static const std::vector<SuiteClasses> kSuites = {
+      {"cpu",
+       {
+           {kZeroPageMapped, 100},
+           {kCowBreak, 3},
+           {kSharedPageTwoProcesses, 2},
+           {kPinOutlivesUnmap, 4},
+           {kForkPinnedPage, 2},
+           {kFaultOutOfRam, 1},
+           {kMremapMoved, 10},
+           {kMadviseOverHole, 300},
+           {kPartialWrite, 5},
+       }},
+      {"devmem",
+       {
+           {kDeviceEntryForked, 1},
+           {kPageFreeLogged, 90},
+           {kPageFreeOnZap, 1},
+           {kFaultCallbackLogged, 1},
+           {kV18HotAddCollision, 20},
+           {kDevmemRemoveBusy, 60},
+           {kDeviceRegionExhausted, 1},
+       }},
+  };
+  return kSuites;
+}
+
+const SuiteClasses* FindSuiteClasses(const std::string& suite) {
+  for (const SuiteClasses& s : AllSuiteClasses()) {
+    if (suite == s.suite) return &s;
+  }
+  return nullptr;
+}
+
+constexpr uint32_t Bit(ClassId id) { return uint32_t{1} << id; }
+
+// At most this many pages of one access are looked at (generated accesses
+// span at most 3; a hand-written 64 KiB one is classified by its first 16).
+constexpr uint64_t kMaxSpanPages = 16;
+
+// The pages [*first, *first + *count) that `len` bytes at `addr` touch, cut
+// at kTaskSize and at kMaxSpanPages. False when there are none.
+bool PageSpan(uint64_t addr, uint64_t len, uint64_t* first, uint64_t* count) {
+  if (len == 0 || addr >= kTaskSize) return false;
+  uint64_t last_byte = len - 1 > kTaskSize - 1 - addr ? kTaskSize - 1 : addr + len - 1;
+  *first = addr >> kPageShift;
+  *count = std::min((last_byte >> kPageShift) - *first + 1, kMaxSpanPages);
+  return true;
+}
+
+// Whether a CPU access of `len` bytes at `addr` passes CpuRead's and
+// CpuWrite's argument checks, so that it touches its pages in order.
+bool AccessReachesPages(uint64_t addr, uint64_t len) {
+  return len != 0 && len <= model::kMaxAccess && addr <= kTaskSize && len <= kTaskSize - addr;
+}
+
+const model::Process* FindProcess(const model::State& s, uint64_t pid) {
+  auto it = s.procs.find(Pid(pid));
+  return it == s.procs.end() ? nullptr : &it->second;
+}
+
+const model::Pte* FindPte(const model::Process& p, uint64_t vpn) {
+  auto it = p.ptes.find(Vpn(vpn));
+  return it == p.ptes.end() ? nullptr : &it->second;
+}
+
+const model::Vma* FindVma(const model::Process& p, uint64_t vpn) {
+  auto it = p.vmas.upper_bound(Vpn(vpn));
+  if (it == p.vmas.begin()) return nullptr;
+  --it;
+  return vpn < it->second.end.value ? &it->second : nullptr;
+}
+
+// A present PTE that names a page (not the zero page, not a device entry).
+bool NamesPage(const model::Pte& pte) { return !pte.zero && !pte.device && pte.page != 0; }
+
+// Whether 2+ PTEs (of any processes) map `page`.
+bool MappedTwice(const model::State& s, model::PageId page) {
+  int seen = 0;
+  for (const auto& proc : s.procs) {
+    for (const auto& entry : proc.second.ptes) {
+      if (entry.second.page == page && NamesPage(entry.second) && ++seen == 2) return true;
+    }
+  }
+  return false;
+}
+
+// Whether a process other than `pid` has a PTE that maps `page`.
+bool MappedByAnother(const model::State& s, uint64_t pid, model::PageId page) {
+  for (const auto& proc : s.procs) {
+    if (proc.first.value == pid) continue;
+    for (const auto& entry : proc.second.ptes) {
+      if (entry.second.page == page && NamesPage(entry.second)) return true;
+    }
+  }
+  return false;
+}
+
+bool ReadLeftZeroPage(const model::State& s, const Op& op) {
+  const model::Process* proc = FindProcess(s, op.pid);
+  uint64_t first, count;
+  if (proc == nullptr || !AccessReachesPages(op.addr, op.len) ||
+      !PageSpan(op.addr, op.len, &first, &count)) {
+    return false;
+  }
+  for (uint64_t vpn = first; vpn < first + count; ++vpn) {
+    const model::Pte* pte = FindPte(*proc, vpn);
+    if (pte != nullptr && pte->zero) return true;
+  }
+  return false;
+}
+
+bool SharedPageSeenByTwo(const model::State& s, const Op& op, uint64_t len) {
+  const model::Process* proc = FindProcess(s, op.pid);
+  uint64_t first, count;
+  if (proc == nullptr || !PageSpan(op.addr, len, &first, &count)) return false;
+  for (uint64_t vpn = first; vpn < first + count; ++vpn) {
+    const model::Pte* pte = FindPte(*proc, vpn);
+    if (pte == nullptr || !NamesPage(*pte)) continue;
+    const model::Vma* vma = FindVma(*proc, vpn);
+    if (vma != nullptr && vma->shared && MappedByAnother(s, op.pid, pte->page)) return true;
+  }
+  return false;
+}
+
+// A write of 2+ pages that failed after its first page: the first page then
+// has a writable PTE (a writable PTE implies a writable VMA, so the store to
+// that page went through), and the failure came from a later page.
+bool PartialWrite(const model::State& s, const Op& op, Errno err) {
+  if (err != Errno::kFault && err != Errno::kNoMem) return false;
+  const model::Process* proc = FindProcess(s, op.pid);
+  uint64_t first, count;
+  if (proc == nullptr || !AccessReachesPages(op.addr, op.data.size()) ||
+      !PageSpan(op.addr, op.data.size(), &first, &count) || count < 2) {
+    return false;
+  }
+  const model::Pte* pte = FindPte(*proc, first);
+  return pte != nullptr && NamesPage(*pte) && pte->write;
+}
+
+// Whether [start, start + size) (cut at 2^64) meets a device-private resource.
+bool OverlapsDeviceMemory(const model::State& s, uint64_t start, uint64_t size) {
+  const uint64_t end = size > ~uint64_t{0} - start ? ~uint64_t{0} : start + size;
+  for (const auto& r : s.resources) {
+    if (r.second.device && start < r.second.end && r.second.start < end) return true;
+  }
+  return false;
+}
+
+// The pages that pins hold, sorted, each once.
+void CollectPinnedPages(const model::State& s, std::vector<uint64_t>* pages) {
+  pages->clear();
+  for (const auto& pin : s.pins) pages->insert(pages->end(), pin.second.begin(), pin.second.end());
+  std::sort(pages->begin(), pages->end());
+  pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
+}
+
+// Whether the fork of `parent` into `child` gave the child a copy of a page
+// that is pinned (`pinned`, sorted) and mapped by the parent.
+bool ForkCopiedPinnedPage(const model::State& s, uint64_t parent, uint64_t child,
+                          const std::vector<uint64_t>& pinned) {
+  const model::Process* from = FindProcess(s, parent);
+  const model::Process* to = FindProcess(s, child);
+  if (from == nullptr || to == nullptr) return false;
+  for (const auto& entry : from->ptes) {
+    const model::Pte& pte = entry.second;
+    if (!NamesPage(pte) || !std::binary_search(pinned.begin(), pinned.end(), pte.page)) continue;
+    const model::Pte* copy = FindPte(*to, entry.first.value);
+    if (copy != nullptr && NamesPage(*copy) && copy->page != pte.page) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const std::vector<CoverageClass>& CoverageClasses(const std::string& suite) {
+  static const std::vector<std::pair<std::string, std::vector<CoverageClass>>> kTables = [] {
+    std::vector<std::pair<std::string, std::vector<CoverageClass>>> tables;
+    for (const SuiteClasses& s : AllSuiteClasses()) {
+      std::vector<CoverageClass> classes;
+      for (const SuiteClass& c : s.classes) {
+        classes.push_back({Def(c.id).name, Def(c.id).description, c.minimum});
+      }
+      tables.emplace_back(s.suite, std::move(classes));
+    }
+    return tables;
+  }();
+  static const std::vector<CoverageClass> kNone;
+  for (const auto& table : kTables) {
+    if (table.first == suite) return table.second;
+  }
+  return kNone;
+}
+
+uint64_t Coverage::ScaledMinimum(uint64_t minimum, uint64_t sequences) {
+  return minimum * sequences / kCoverageBudget;
+}
+
+std::vector<ClassCount> Coverage::Missed() const {
+  std::vector<ClassCount> missed;
+  for (const ClassCount& c : classes) {
+    if (c.sequences < ScaledMinimum(c.minimum, sequences)) missed.push_back(c);
+  }
+  return missed;
+}
+
+uint64_t Coverage::SequencesOf(const std::string& name) const {
+  for (const ClassCount& c : classes) {
+    if (c.name == name) return c.sequences;
+  }
+  return 0;
+}
+
+CoverageObserver::CoverageObserver(const std::string& suite) : suite_(suite) {
+  if (const SuiteClasses* s = FindSuiteClasses(suite)) {
+    for (const SuiteClass& c : s->classes) enabled_ |= Bit(c.id);
+  }
+}
+
+void CoverageObserver::BeginSequence() {
+  in_trace_ = 0;
+  events_seen_ = 0;
+  cow_candidates_.clear();
+}
+
+void CoverageObserver::EndSequence() {
+  ++sequences_;
+  for (uint32_t id = 0; id < kNumClassIds; ++id) {
+    if (in_trace_ & (uint32_t{1} << id)) ++class_sequences_[id];
+  }
+  in_trace_ = 0;
+}
+
+void CoverageObserver::BeforeStep(const Op& op, const model::State& before) {
+  cow_candidates_.clear();
+  if (!(enabled_ & Bit(kCowBreak))) return;
+  uint64_t len;
+  if (op.kind == OpKind::kWrite) {
+    len = op.data.size();
+  } else if (op.kind == OpKind::kPin && op.len <= model::kMaxPinPages) {
+    len = op.len << kPageShift;
+  } else {
+    return;
+  }
+  const model::Process* proc = FindProcess(before, op.pid);
+  uint64_t first, count;
+  if (proc == nullptr || !PageSpan(op.addr, len, &first, &count)) return;
+  for (uint64_t vpn = first; vpn < first + count; ++vpn) {
+    const model::Pte* pte = FindPte(*proc, vpn);
+    if (pte != nullptr && NamesPage(*pte) && !pte->write && MappedTwice(before, pte->page)) {
+      cow_candidates_.emplace_back(vpn, pte->page);
+    }
+  }
+}
+
+void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) {
+  const Op& op = step.op;
+  const Errno err = step.model.err;
+  ++steps_;
+  const auto kind = static_cast<size_t>(op.kind);
+  const auto errno_index = static_cast<size_t>(err);
+  if (kind < kKinds && errno_index < kErrnos) ++commands_[kind][errno_index];
+
+  uint32_t hit = 0;
+  auto want = [this](ClassId id) { return (enabled_ & Bit(id)) != 0; };
+  auto mark = [&hit](ClassId id, bool holds) {
+    if (holds) hit |= Bit(id);
+  };
+  bool unmaps = false;  // the step may have dropped PTEs
+  switch (op.kind) {
+    case OpKind::kRead:
+      mark(kFaultOutOfRam, want(kFaultOutOfRam) && err == Errno::kNoMem);
+      mark(kZeroPageMapped, want(kZeroPageMapped) && ReadLeftZeroPage(s, op));
+      mark(kSharedPageTwoProcesses, want(kSharedPageTwoProcesses) && err == Errno::kOk &&
+                                        SharedPageSeenByTwo(s, op, op.len));
+      break;
+    case OpKind::kWrite:
+    case OpKind::kPin: {
+      mark(kFaultOutOfRam, want(kFaultOutOfRam) && err == Errno::kNoMem);
+      if (op.kind == OpKind::kWrite) {
+        mark(kSharedPageTwoProcesses, want(kSharedPageTwoProcesses) && err == Errno::kOk &&
+                                          SharedPageSeenByTwo(s, op, op.data.size()));
+        mark(kPartialWrite, want(kPartialWrite) && PartialWrite(s, op, err));
+      }
+      const model::Process* proc =
+          cow_candidates_.empty() ? nullptr : FindProcess(s, op.pid);
+      for (size_t i = 0; proc != nullptr && i < cow_candidates_.size(); ++i) {
+        const model::Pte* pte = FindPte(*proc, cow_candidates_[i].first);
+        mark(kCowBreak,
+             pte != nullptr && NamesPage(*pte) && pte->page != cow_candidates_[i].second);
+      }
+      break;
+    }
+    case OpKind::kFork:
+      if (err != Errno::kOk) break;
+      if (want(kForkPinnedPage) && !s.pins.empty()) {
+        CollectPinnedPages(s, &pinned_);
+        mark(kForkPinnedPage, ForkCopiedPinnedPage(s, op.pid, step.model.value, pinned_));
+      }
+      if (want(kDeviceEntryForked)) {
+        if (const model::Process* child = FindProcess(s, step.model.value)) {
+          for (const auto& entry : child->ptes) {
+            if (entry.second.device) {
+              mark(kDeviceEntryForked, true);
+              break;
+            }
+          }
+        }
+      }
+      break;
+    case OpKind::kMremap:
+      mark(kMremapMoved, want(kMremapMoved) && err == Errno::kOk && step.model.value != op.addr);
+      unmaps = err == Errno::kOk;
+      break;
+    case OpKind::kMadviseDontneed:
+      mark(kMadviseOverHole, want(kMadviseOverHole) && err == Errno::kNoMem);
+      unmaps = err == Errno::kOk || err == Errno::kNoMem;
+      break;
+    case OpKind::kMunmap:
+    case OpKind::kExit:
+      unmaps = err == Errno::kOk;
+      break;
+    case OpKind::kMmap:
+      unmaps = err == Errno::kOk && (op.flags & kMapFixed) != 0;
+      break;
+    case OpKind::kRamHotAdd:
+      mark(kV18HotAddCollision, want(kV18HotAddCollision) && err == Errno::kBusy &&
+                                    s.config.profile == Profile::kV18 &&
+                                    OverlapsDeviceMemory(s, op.addr, op.len));
+      break;
+    case OpKind::kDevmemRemove:
+      mark(kDevmemRemoveBusy, want(kDevmemRemoveBusy) && err == Errno::kBusy);
+      break;
+    case OpKind::kDevPageAlloc:
+      mark(kDeviceRegionExhausted, want(kDeviceRegionExhausted) && err == Errno::kNoMem);
+      break;
+    default:
+      break;
+  }
+
+  // A pinned page that no PTE maps any more.
+  if (unmaps && want(kPinOutlivesUnmap) && !s.pins.empty()) {
+    CollectPinnedPages(s, &pinned_);
+    mapped_.assign(pinned_.size(), 0);
+    size_t found = 0;
+    for (const auto& proc : s.procs) {
+      for (const auto& entry : proc.second.ptes) {
+        if (!NamesPage(entry.second)) continue;
+        auto it = std::lower_bound(pinned_.begin(), pinned_.end(), entry.second.page);
+        if (it != pinned_.end() && *it == entry.second.page && !mapped_[it - pinned_.begin()]) {
+          mapped_[it - pinned_.begin()] = 1;
+          ++found;
+        }
+      }
+    }
+    mark(kPinOutlivesUnmap, found < pinned_.size());
+  }
+
+  // The callbacks this step logged.
+  if (s.events.size() > events_seen_ &&
+      (enabled_ & (Bit(kPageFreeLogged) | Bit(kPageFreeOnZap) | Bit(kFaultCallbackLogged)))) {
+    for (size_t i = events_seen_; i < s.events.size(); ++i) {
+      const bool page_free = s.events[i].kind == model::DeviceEvent::kPageFree;
+      mark(kPageFreeLogged, want(kPageFreeLogged) && page_free);
+      mark(kPageFreeOnZap, want(kPageFreeOnZap) && page_free && op.kind != OpKind::kDevPagePut);
+      mark(kFaultCallbackLogged, want(kFaultCallbackLogged) && !page_free);
+    }
+  }
+  events_seen_ = s.events.size();
+
+  hit &= enabled_;
+  if (hit == 0) return;
+  in_trace_ |= hit;
+  for (uint32_t id = 0; id < kNumClassIds; ++id) {
+    if (hit & (uint32_t{1} << id)) ++class_steps_[id];
+  }
+}
+
+Coverage CoverageObserver::Result() const {
+  Coverage c;
+  c.suite = suite_;
+  c.sequences = sequences_;
+  c.steps = steps_;
+  for (size_t k = 0; k < kKinds; ++k) {
+    for (size_t e = 0; e < kErrnos; ++e) {
+      if (commands_[k][e] != 0) {
+        c.commands.push_back({static_cast<OpKind>(k), static_cast<Errno>(e), commands_[k][e]});
+      }
+    }
+  }
+  if (const SuiteClasses* s = FindSuiteClasses(suite_)) {
+    for (const SuiteClass& sc : s->classes) {
+      c.classes.push_back(
+          {Def(sc.id).name, class_sequences_[sc.id], class_steps_[sc.id], sc.minimum});
+    }
+  }
+  return c;
+}
+
+Coverage ClassifyTrace(const std::vector<Op>& ops, const std::string& suite) {
+  CoverageObserver observer(suite);
+  RunOptions options;
+  options.observer = &observer;
+  observer.BeginSequence();
+  RunTrace(ops, options);
+  observer.EndSequence();
+  return observer.Result();
+}
+
+}  // namespace hmm::props
