@@ -252,7 +252,6 @@ TEST(CoverageDoc, HasARowForEveryClass) {
 const std::set<std::string> kKnownGaps = {
     "RAM exhausted (kNoMem)",
     "page_free from a zap",
-    "device region exhausted (kNoMem)",
 };
 
 class SuiteCoverage : public ::testing::TestWithParam<std::string> {};

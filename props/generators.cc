@@ -74,6 +74,9 @@ void FillOp(Op* op) {
     case OpKind::kCreateProcess:
       return;
     case OpKind::kExit:
+      // Rarely pid 1: once it exits, most of the rest of the trace is kSrch.
+      op->pid = *weightedElement<uint64_t>({{1, 1}, {4, 2}, {3, 3}, {1, 70}});
+      return;
     case OpKind::kFork:
       op->pid = *GenPid();
       return;
@@ -130,12 +133,17 @@ void FillOp(Op* op) {
 }  // namespace
 
 rc::Gen<uint64_t> GenPid() {
-  return weightedElement<uint64_t>({{10, 1}, {6, 2}, {3, 3}, {1, 0}, {1, 70}});
+  // Mostly pid 1 (the one process every trace starts with): pids 2 and 3 exist
+  // only after a fork or a second `process`, and an unknown pid is a kSrch.
+  return weightedElement<uint64_t>({{16, 1}, {4, 2}, {2, 3}, {1, 0}, {1, 70}});
 }
 
 rc::Gen<uint64_t> GenWindowPage() {
-  return rc::gen::map(inRange<uint64_t>(0, kWindowPages),
-                      [](uint64_t i) { return kMmapBase + i * kPage; });
+  // Half the time the first four pages, where first-fit mmaps land, so that
+  // accesses find a mapping more often than not.
+  auto index = weightedOneOf<uint64_t>({{1, inRange<uint64_t>(0, 4)},
+                                        {1, inRange<uint64_t>(0, kWindowPages)}});
+  return rc::gen::map(index, [](uint64_t i) { return kMmapBase + i * kPage; });
 }
 
 rc::Gen<Op> GenCpuOp() {

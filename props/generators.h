@@ -38,9 +38,10 @@ rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps);
 
 // --- The devmem suite (props/generators_devmem.cc) ---
 
-// The machine of a devmem trace: physmem_bits 32 and 64 KiB sections, so the
-// placement limit is 0x100000000 and device pfns start near 0x100000; one
-// trace in four uses the v18 profile (placement below the limit).
+// The machine of a devmem trace: physmem_bits 32 and 64 KiB sections (16 KiB
+// in one trace in four, so regions run out), so the placement limit is
+// 0x100000000 and device pfns start near 0x100000; one trace in four uses the
+// v18 profile (placement below the limit).
 rc::Gen<Config> GenDevmemConfig();
 
 // Set-up lines for `config`, then a `process` line.

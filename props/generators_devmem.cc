@@ -24,7 +24,8 @@ rc::Gen<uint64_t> GenDevicePfn(const Config& c) {
   const uint64_t limit_pfn = Limit(c) >> kPageShift;
   const uint64_t section_pages = c.section_bytes >> kPageShift;
   const bool v18 = c.profile == Profile::kV18;
-  auto base = rc::gen::map(inRange<uint64_t>(0, 3), [=](uint64_t k) {
+  auto region = weightedElement<uint64_t>({{6, 0}, {2, 1}, {1, 2}});  // mostly the first
+  auto base = rc::gen::map(region, [=](uint64_t k) {
     return v18 ? limit_pfn - (k + 1) * section_pages : limit_pfn + k * section_pages;
   });
   auto offset = weightedElement<uint64_t>({{8, 0}, {4, 1}, {2, 2}, {1, 3}});
@@ -79,7 +80,7 @@ void FillDeviceOp(const Config& c, Op* op) {
       op->pfn = *GenDevicePfn(c);
       return;
     case OpKind::kDevMap:
-      op->pid = *GenPid();
+      op->pid = *weightedElement<uint64_t>({{8, 1}, {1, 2}, {1, 70}});
       op->addr = *GenWindowPage();
       op->pfn = *GenDevicePfn(c);
       op->prot = *weightedElement<uint32_t>({{3, kProtRead | kProtWrite}, {2, kProtRead}});
@@ -106,17 +107,21 @@ rc::Gen<Op> GenDevmemOp(const Config& c) {
 }  // namespace
 
 rc::Gen<Config> GenDevmemConfig() {
-  return rc::gen::map(rc::gen::pair(weightedElement<int>({{3, 0}, {1, 1}}),
-                                    weightedOneOf<uint64_t>({{4, rc::gen::just<uint64_t>(0)},
-                                                             {1, inRange<uint64_t>(4, 25)}})),
-                      [](const std::pair<int, uint64_t>& p) {
-                        Config c;
-                        c.max_physmem_bits = 32;
-                        c.section_bytes = 0x10000;
-                        c.profile = p.first == 1 ? Profile::kV18 : Profile::kDefault;
-                        if (p.second != 0) c.ram_pages = p.second;
-                        return c;
-                      });
+  // One machine in four has 16 KiB sections, so a region is only 4 pages and
+  // running out of device pages (kNoMem) is reachable in a short trace.
+  auto profile = weightedElement<int>({{3, 0}, {1, 1}});
+  auto section = weightedElement<uint64_t>({{3, 0x10000}, {1, 0x4000}});
+  auto ram = weightedOneOf<uint64_t>({{4, rc::gen::just<uint64_t>(0)}, {1, inRange<uint64_t>(4, 25)}});
+  return rc::gen::apply(
+      [](int v18, uint64_t section_bytes, uint64_t ram_pages) {
+        Config c;
+        c.max_physmem_bits = 32;
+        c.section_bytes = section_bytes;
+        c.profile = v18 == 1 ? Profile::kV18 : Profile::kDefault;
+        if (ram_pages != 0) c.ram_pages = ram_pages;
+        return c;
+      },
+      profile, section, ram);
 }
 
 std::vector<Op> DevmemPrologue(const Config& c) {
