@@ -1,7 +1,7 @@
 // File: cli/commands.cc
 //
 // Dispatch, the help pages' common frame, and the helpers every subcommand
-// shares. The subcommands themselves: check.cc, run.cc, prove.cc.
+// shares. The subcommands themselves: check.cc, run.cc, prove.cc, report.cc.
 
 #include "cli/commands.h"
 
@@ -20,6 +20,7 @@ constexpr Entry kCommands[] = {
     {"check", "run every property suite and prove every lemma (the main job)", CheckCommand},
     {"run", "replay .hmm traces against the model and the implementation", RunCommand},
     {"prove", "prove the Z3 lemmas", ProveCommand},
+    {"report", "write the design-review page: report --out DIR", ReportCommand},
 };
 
 constexpr char kExitStatus[] =
@@ -48,7 +49,8 @@ void PrintTopHelp(std::ostream& out) {
          "  hmmref check\n"
          "  hmmref check --suite cpu --runs 2000 --seed random\n"
          "  hmmref run hmmref-out/cpu-seed7.hmm\n"
-         "  hmmref prove --lemma NAME\n\n"
+         "  hmmref prove --lemma NAME\n"
+         "  hmmref report --out /tmp/review\n\n"
       << kExitStatus;
 }
 
@@ -75,7 +77,7 @@ void PrintHelp(const CommandHelp& help, const Flags& flags, std::ostream& out) {
 }  // namespace
 
 int Main(const std::vector<std::string>& args, Io& io) {
-  if (args.empty()) return Usage("", "no command given (check, run, prove or help)", io);
+  if (args.empty()) return Usage("", "no command given (check, run, prove, report or help)", io);
   const std::string& command = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "-h" || command == "--help") return HelpCommand({}, io);

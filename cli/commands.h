@@ -38,6 +38,8 @@ int Main(const std::vector<std::string>& args, Io& io);
 int CheckCommand(const std::vector<std::string>& args, Io& io);
 int RunCommand(const std::vector<std::string>& args, Io& io);
 int ProveCommand(const std::vector<std::string>& args, Io& io);
+// cli/report.cc: the design-review page and its Markdown twin.
+int ReportCommand(const std::vector<std::string>& args, Io& io);
 
 // ---- Shared by the commands ----
 
