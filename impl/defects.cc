@@ -3,6 +3,7 @@
 #include "impl/defects.h"
 
 #include <atomic>
+#include <string>
 
 namespace hmm::impl {
 
@@ -28,6 +29,18 @@ const char* DefectName(Defect d) {
       return "kPlacementOverlapsRam";
   }
   return "kUnknownDefect";
+}
+
+bool ParseDefect(const char* name, Defect* out) {
+  const std::string wanted = name;
+  for (Defect d : kAllDefects) {
+    const std::string full = DefectName(d);
+    if (wanted == full || wanted == full.substr(1)) {
+      *out = d;
+      return true;
+    }
+  }
+  return false;
 }
 
 #ifdef HMMREF_SEEDED_DEFECTS

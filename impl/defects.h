@@ -25,6 +25,14 @@ enum class Defect {
 };
 
 const char* DefectName(Defect d);
+// The defect named "kCowNotBroken" (or "CowNotBroken"); false if none is.
+bool ParseDefect(const char* name, Defect* out);
+// Every defect but kNone, in declaration order.
+constexpr Defect kAllDefects[] = {
+    Defect::kCowNotBroken,    Defect::kZeroPageWrittenInPlace, Defect::kMunmapLeaksRef,
+    Defect::kMprotectKeepsWrite, Defect::kForkCopiesSharedPtes, Defect::kPageFreeTwice,
+    Defect::kForkKeepsDeviceWrite, Defect::kPlacementOverlapsRam,
+};
 
 #ifdef HMMREF_SEEDED_DEFECTS
 // The active defect for this process (tests set it; kNone by default).
