@@ -29,32 +29,6 @@ constexpr CommandHelp kHelp = {
     "  hmmref prove --lemma NAME\n",
 };
 
-// Runs one lemma; a stray exception becomes kError rather than a crash.
-solver::LemmaResult ProveOne(const solver::Lemma& lemma) {
-  auto start = std::chrono::steady_clock::now();
-  solver::LemmaResult result;
-  try {
-    result = lemma.run();
-  } catch (const std::exception& e) {
-    result.status = solver::LemmaStatus::kError;
-    result.detail = e.what();
-  }
-  result.name = lemma.name;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
-}
-
-// The status as the lemma table shows it: lower case when it holds, upper case
-// when Z3 found a counterexample (like the suite table's passed / FAILED).
-const char* StatusWord(solver::LemmaStatus status) {
-  switch (status) {
-    case solver::LemmaStatus::kProved: return "proved";
-    case solver::LemmaStatus::kFailed: return "FAILED";
-    case solver::LemmaStatus::kUnknown: return "unknown";
-    case solver::LemmaStatus::kError: return "error";
-  }
-  return "error";
-}
 
 // "  " + each line of `text`.
 std::string Indent(const std::string& text) {
@@ -64,16 +38,11 @@ std::string Indent(const std::string& text) {
   return out;
 }
 
-// A lemma proved by finding a witness (an existence claim, such as the v18
-// placement collision) carries it in `detail`, starting "witness".
-bool HasWitness(const solver::LemmaResult& r) {
-  return r.status == solver::LemmaStatus::kProved && r.detail.rfind("witness", 0) == 0;
-}
 
 // Prints a lemma's detail and counterexample under its name and status: for
 // failures, and for lemmas whose proof is a witness.
 void PrintFailure(const solver::LemmaResult& r, std::ostream& out) {
-  out << "\n" << r.name << ": " << StatusWord(r.status) << "\n";
+  out << "\n" << r.name << ": " << solver::LemmaStatusWord(r.status) << "\n";
   if (!r.detail.empty()) out << Indent(r.detail);
   if (!r.counterexample.empty()) out << "  counterexample:\n" << Indent(Indent(r.counterexample));
 }
@@ -114,12 +83,12 @@ LemmaTally ProveLemmas(const std::string& only, bool quiet, Io& io) {
     progress.Update("proving " + lemma.name + " (" + std::to_string(tally.total) + "/" +
                         std::to_string(count) + ")",
                     /*force=*/true);
-    solver::LemmaResult r = ProveOne(lemma);
+    solver::LemmaResult r = solver::RunLemma(lemma);
     bool proved = r.status == solver::LemmaStatus::kProved;
     if (!proved) tally.not_proved.push_back(r.name);
-    if (!proved || (HasWitness(r) && !quiet)) failures.push_back(r);
+    if (!proved || (solver::HasWitness(r) && !quiet)) failures.push_back(r);
     if (!proved || !quiet) {
-      table.AddRow({r.name, StatusWord(r.status), FormatSeconds(r.seconds)});
+      table.AddRow({r.name, solver::LemmaStatusWord(r.status), FormatSeconds(r.seconds)});
     }
   }
   progress.Clear();

@@ -65,21 +65,6 @@ props::SuiteResult RunOne(const std::string& name, const Options& o, ProgressLin
   return props::RunSuite(options);
 }
 
-// Runs one lemma; a stray exception becomes kError rather than a crash.
-solver::LemmaResult ProveOne(const solver::Lemma& lemma) {
-  auto start = std::chrono::steady_clock::now();
-  solver::LemmaResult result;
-  try {
-    result = lemma.run();
-  } catch (const std::exception& e) {
-    result.status = solver::LemmaStatus::kError;
-    result.detail = e.what();
-  }
-  result.name = lemma.name;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
-}
-
 // A failing suite's counterexample, replayed, first among the counterexamples.
 TraceRun FreshCounterexample(const props::SuiteResult& r, uint64_t seed) {
   TraceRun t{"counterexample", "suite " + r.name + ", seed " + std::to_string(seed) +
@@ -144,7 +129,7 @@ Results Collect(const Options& o, std::vector<TraceRun> traces, Io& io) {
     progress.Update("report: proving " + lemmas[i].name + " (" + std::to_string(i + 1) + "/" +
                         std::to_string(lemmas.size()) + ")",
                     /*force=*/true);
-    r.lemmas.push_back(ProveOne(lemmas[i]));
+    r.lemmas.push_back(solver::RunLemma(lemmas[i]));
   }
   for (TraceRun& t : traces) r.traces.push_back(std::move(t));
   for (size_t i = 0; i < r.traces.size(); ++i) {

@@ -82,10 +82,6 @@ Results Collect(const Options& options, std::vector<TraceRun> traces, Io& io);
 // "ok (2 suites passed, 16 lemmas proved)" or "FAILED (suite cpu, lemma X)".
 std::string Verdict(const Results& results);
 
-// A lemma status as `hmmref prove` shows it: "proved", "FAILED" (Z3 found a
-// counterexample), "unknown", "error".
-std::string StatusWord(solver::LemmaStatus status);
-
 // The sections with tables of their own (report_tables.cc).
 Section LemmaSection(const Results& results);
 Section SuiteSection(const Results& results);

@@ -94,7 +94,7 @@ std::pair<std::vector<std::string>, Cell> LemmasOf(const std::string& name, cons
   for (size_t i = 0; i < solver::AllLemmas().size() && i < r.lemmas.size(); ++i) {
     if (solver::AllLemmas()[i].invariant != name) continue;
     names.push_back(r.lemmas[i].name);
-    statuses.push_back(StatusWord(r.lemmas[i].status));
+    statuses.push_back(solver::LemmaStatusWord(r.lemmas[i].status));
     ok = ok && Proved(r.lemmas[i]);
   }
   if (names.empty()) return {{"—"}, Cell{"—"}};

@@ -12,9 +12,6 @@
 namespace hmm::cli::report {
 namespace {
 
-// A proof by witness (an existence claim) carries it in `detail`, starting "witness".
-bool HasWitness(const solver::LemmaResult& r) { return r.detail.rfind("witness", 0) == 0; }
-
 Block CoverageTable(const props::Coverage& c) {
   DocTable t;
   t.head = {"class", "sequences", "steps", "minimum", "status"};
@@ -56,16 +53,6 @@ void AddGroup(const Results& r, const std::string& group, const std::string& tit
 
 }  // namespace
 
-std::string StatusWord(solver::LemmaStatus status) {
-  switch (status) {
-    case solver::LemmaStatus::kProved: return "proved";
-    case solver::LemmaStatus::kFailed: return "FAILED";
-    case solver::LemmaStatus::kUnknown: return "unknown";
-    case solver::LemmaStatus::kError: return "error";
-  }
-  return "error";
-}
-
 Section LemmaSection(const Results& r) {
   Section s{"lemmas", "Lemmas"};
   DocTable t;
@@ -76,14 +63,16 @@ Section LemmaSection(const Results& r) {
     const solver::Lemma& def = solver::AllLemmas()[i];
     bool proved = l.status == solver::LemmaStatus::kProved;
     t.rows.push_back({{l.name}, {def.statement}, {def.invariant.empty() ? "—" : def.invariant},
-                      {StatusWord(l.status), proved ? "ok" : "bad"}, {FormatSeconds(l.seconds)},
+                      {solver::LemmaStatusWord(l.status), proved ? "ok" : "bad"},
+                      {FormatSeconds(l.seconds)},
                       {l.rlimit == 0 ? "—" : FormatCount(static_cast<double>(l.rlimit))}});
   }
   s.blocks.push_back(TableBlock(std::move(t)));
   for (const solver::LemmaResult& l : r.lemmas) {
     bool proved = l.status == solver::LemmaStatus::kProved;
-    if (proved && !HasWitness(l)) continue;
-    s.blocks.push_back(Heading(l.name + (proved ? ": witness" : ": " + StatusWord(l.status))));
+    if (proved && !solver::HasWitness(l)) continue;
+    const std::string status = solver::LemmaStatusWord(l.status);
+    s.blocks.push_back(Heading(l.name + (proved ? ": witness" : ": " + status)));
     std::string text = l.detail;
     if (!l.counterexample.empty()) text += "\ncounterexample:\n" + l.counterexample;
     s.blocks.push_back(Pre(text));

@@ -6,6 +6,9 @@
 
 #include "solver/lemma.h"
 
+#include <chrono>
+#include <exception>
+
 #include <utility>
 
 #include "solver/devmem_lemmas.h"
@@ -25,6 +28,38 @@ const std::vector<LemmaWithControl>& Registry() {
 }
 
 }  // namespace
+
+const char* LemmaStatusWord(LemmaStatus s) {
+  switch (s) {
+    case LemmaStatus::kProved:
+      return "proved";
+    case LemmaStatus::kFailed:
+      return "FAILED";
+    case LemmaStatus::kUnknown:
+      return "unknown";
+    case LemmaStatus::kError:
+      return "error";
+  }
+  return "error";
+}
+
+bool HasWitness(const LemmaResult& r) {
+  return r.status == LemmaStatus::kProved && r.detail.rfind("witness", 0) == 0;
+}
+
+LemmaResult RunLemma(const Lemma& lemma) {
+  auto start = std::chrono::steady_clock::now();
+  LemmaResult result;
+  try {
+    result = lemma.run();
+  } catch (const std::exception& e) {
+    result.status = LemmaStatus::kError;
+    result.detail = e.what();
+  }
+  result.name = lemma.name;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
 
 const char* LemmaStatusName(LemmaStatus s) {
   switch (s) {

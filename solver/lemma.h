@@ -24,6 +24,9 @@ enum class LemmaStatus {
 };
 
 const char* LemmaStatusName(LemmaStatus s);
+// How tables show a status: "proved", "FAILED" (Z3 found a counterexample),
+// "unknown", "error".
+const char* LemmaStatusWord(LemmaStatus s);
 
 struct LemmaResult {
   std::string name;
@@ -40,6 +43,14 @@ struct Lemma {
   std::string invariant;  // the named invariant it proves (docs/invariants.md), or ""
   std::function<LemmaResult()> run;
 };
+
+// Whether a proved lemma's proof is a witness (an existence claim, such as the
+// v18 placement collision): its `detail` then starts "witness" and shows it.
+bool HasWitness(const LemmaResult& r);
+
+// Runs one lemma, named and timed; an exception that escapes it becomes kError
+// with its message rather than a crash.
+LemmaResult RunLemma(const Lemma& lemma);
 
 // Every lemma hmmref proves, in a stable order.
 const std::vector<Lemma>& AllLemmas();
