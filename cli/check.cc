@@ -174,11 +174,12 @@ std::string FailureLine(const props::RunReport& replay) {
 
 std::string CounterexampleHeader(const props::SuiteResult& r, const props::RunReport& replay,
                                  const CheckFlags& f, uint64_t seed, const std::string& hmm) {
-  return "hmmref check counterexample (minimized by rapidcheck)\n"
+  return "hmmref check counterexample (minimized by rapidcheck, then by the trace pass)\n"
          "suite " + r.name + ", seed " + std::to_string(seed) + ", --runs " +
          std::to_string(f.runs) + " --max-steps " + std::to_string(f.max_steps) + "\n" +
-         "original length " + Count(r.original_length, "step") + ", shrunk length " +
-         Count(r.counterexample.size(), "step") + " (" + Count(r.shrinks, "shrink") + ")\n" +
+         "original length " + Count(r.original_length, "step") + ", rapidcheck " +
+         Count(r.rc_shrunk_length, "step") + " (" + Count(r.shrinks, "shrink") + "), final " +
+         Count(r.counterexample.size(), "step") + "\n" +
          FailureLine(replay) + "\n" + "replay: " + ProgramName() + " run " + ShellQuote(hmm);
 }
 

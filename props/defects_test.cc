@@ -3,7 +3,9 @@
 // The honest-check test: each suite, run against the impl built with each of
 // its seeded defects (//impl:kernel_defects), must find a counterexample and
 // shrink it to at most 8 operations (set-up lines not counted). A suite that
-// passes here proves nothing elsewhere.
+// passes here proves nothing elsewhere. It also prints, and bounds, what the
+// trace-level pass (props/trace_shrink.h) adds after rapidcheck's shrinking;
+// docs/shrinking.md tabulates the output.
 
 #include <algorithm>
 
@@ -47,14 +49,21 @@ TEST_P(SeededDefect, IsCaughtAndShrunk) {
   EXPECT_LE(operations, 8u)
       << FormatTrace(r.counterexample, impl::DefectName(defect));
   EXPECT_GE(r.original_length, r.counterexample.size());
+  // The trace-level pass never lengthens rapidcheck's result, and keeps to its budget.
+  EXPECT_GE(r.original_length, r.rc_shrunk_length);
+  EXPECT_LE(r.counterexample.size(), r.rc_shrunk_length);
+  EXPECT_LE(r.trace_shrink_runs, 2000u);
+  EXPECT_LT(r.trace_shrink_seconds, 2.5);
   // The minimized trace replays to the same failure, and only with the defect.
   EXPECT_FALSE(RunTrace(r.counterexample).ok);
   impl::SetSeededDefect(Defect::kNone);
   EXPECT_TRUE(RunTrace(r.counterexample).ok)
       << FormatTrace(r.counterexample, "fails without the defect");
   std::cout << impl::DefectName(defect) << ": " << r.original_length << " -> "
-            << r.counterexample.size() << " steps, " << r.shrinks << " shrinks, " << r.seconds
-            << " s\n"
+            << r.rc_shrunk_length << " (rapidcheck) -> " << r.counterexample.size()
+            << " steps (trace pass), " << r.shrinks << " shrinks, " << r.trace_shrink_accepted
+            << "/" << r.trace_shrink_runs << " trace candidates kept, " << r.seconds << " s ("
+            << r.trace_shrink_seconds << " s trace pass)\n"
             << FormatTrace(r.counterexample, impl::DefectName(defect));
 }
 

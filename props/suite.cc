@@ -16,6 +16,7 @@
 
 #include "props/generators.h"
 #include "props/runner.h"
+#include "props/trace_shrink.h"
 
 namespace hmm::props {
 namespace {
@@ -170,16 +171,28 @@ SuiteResult RunSuite(const SuiteOptions& options) {
   auto start = std::chrono::steady_clock::now();
   rc::detail::TestResult outcome = rc::detail::checkProperty(
       rc::detail::toProperty(suite->property(options.max_steps, &seen)), metadata, params, listener);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.steps = seen.steps;
   result.sequences = listener.progress().sequences;
   result.shrinks = listener.progress().shrinks;
   result.coverage = seen.coverage.Result();
   rc::detail::SuccessResult success;
   result.passed = outcome.match(success) && !seen.failed;
-  if (!seen.failed) return result;
-  result.counterexample = seen.last_failing;
+  if (!seen.failed) {
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
   result.original_length = seen.first_failing.size();
+  result.rc_shrunk_length = seen.last_failing.size();
+  // Then the trace-level pass (props/trace_shrink.h): same check, maybe earlier.
+  const auto pass_start = std::chrono::steady_clock::now();
+  ShrinkStats stats;
+  result.counterexample =
+      ShrinkTrace(seen.last_failing, SameFailurePrefix(seen.last_failing), ShrinkLimits{}, &stats);
+  const auto end = std::chrono::steady_clock::now();
+  result.trace_shrink_runs = stats.runs;
+  result.trace_shrink_accepted = stats.accepted;
+  result.trace_shrink_seconds = std::chrono::duration<double>(end - pass_start).count();
+  result.seconds = std::chrono::duration<double>(end - start).count();
   result.failure = FormatReport(RunTrace(result.counterexample));
   return result;
 }

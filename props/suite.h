@@ -47,10 +47,14 @@ struct SuiteResult {
   uint64_t steps = 0;
   double seconds = 0;
   // On failure:
-  std::vector<Op> counterexample;  // minimized
+  std::vector<Op> counterexample;  // minimized: rapidcheck, then ShrinkTrace
   uint64_t original_length = 0;    // steps in the first failing sequence
-  uint64_t shrinks = 0;
-  std::string failure;             // FormatReport of the minimized run
+  uint64_t rc_shrunk_length = 0;   // steps after rapidcheck's shrinking, before ShrinkTrace
+  uint64_t shrinks = 0;            // rapidcheck's accepted shrinks
+  uint64_t trace_shrink_runs = 0;      // candidates ShrinkTrace ran (props/trace_shrink.h)
+  uint64_t trace_shrink_accepted = 0;  // of which kept
+  double trace_shrink_seconds = 0;     // its time (included in `seconds`)
+  std::string failure;             // FormatReport of the final minimized run
   // What the generated sequences exercised (props/coverage.h): every sequence
   // up to and including the first failing one; shrinking is not counted.
   Coverage coverage;
