@@ -119,6 +119,27 @@ std::string CpuFaultPathDot() {
 )dot";
 }
 
+// The phases of migrate_vma() as the kernel runs them (research §1.c); hmmref
+// models them in the migration issue, so the figure says what is still to come.
+std::string MigrationPhasesDot() {
+  return R"dot(digraph migrate_vma {
+  rankdir=LR;
+  node [shape=box, style="rounded,filled", fillcolor="#f3f5f7", fontname="sans-serif"];
+  edge [fontname="sans-serif", fontsize=10];
+  collect [label="1 collect\n(inside invalidate_range_start/end:\nmirrors drop their mappings)"];
+  lock [label="2 lock\n(trylock_page; v18: lock_page)"];
+  unmap [label="3 unmap\n(migration entries replace PTEs)"];
+  pin [label="4 pin check\n(extra reference: restore, skip)"];
+  copy [label="5 alloc_and_copy\n(driver: copy engine)", fillcolor="#e7f0ff"];
+  move [label="6 move struct page\n(mapping, index, mapcount)"];
+  fin [label="7 finalize_and_map\n(driver)", fillcolor="#e7f0ff"];
+  remove [label="8 remove migration entries\n(old or new page, same permission)"];
+  collect -> lock -> unmap -> pin -> copy -> move -> fin -> remove;
+  pin -> remove [style=dashed, label="page not migrated"];
+}
+)dot";
+}
+
 std::vector<Block> DiagramBlocks(const DotRenderer& dot) {
   std::vector<Block> blocks;
   AddDiagram("Page life cycle",
@@ -131,6 +152,10 @@ std::vector<Block> DiagramBlocks(const DotRenderer& dot) {
              "What a CPU access does at each page (model/fault.cc Kernel::FaultIn, after "
              "mm/memory.c handle_mm_fault()).",
              CpuFaultPathDot(), dot, &blocks);
+  AddDiagram("Migration phases (not modeled yet)",
+             "The phases of mm/migrate.c migrate_vma() that the migration issue models; "
+             "each page fails or moves on its own, and no migration entry survives the call.",
+             MigrationPhasesDot(), dot, &blocks);
   return blocks;
 }
 

@@ -24,6 +24,7 @@ using impl::Defect;
 struct Case {
   Defect defect;
   const char* suite;
+  size_t shortest;  // the shortest known reproduction, in lines (docs/shrinking.md)
 };
 
 class SeededDefect : public ::testing::TestWithParam<Case> {
@@ -53,7 +54,12 @@ TEST_P(SeededDefect, IsCaughtAndShrunk) {
   EXPECT_GE(r.original_length, r.rc_shrunk_length);
   EXPECT_LE(r.counterexample.size(), r.rc_shrunk_length);
   EXPECT_LE(r.trace_shrink_runs, 2000u);
-  EXPECT_LT(r.trace_shrink_seconds, 2.5);
+  // The project's shrinking target: at most 1.5 times the shortest known
+  // reproduction. (Its other half, under 10 s, is a time: it is measured and
+  // reported in docs/shrinking.md, not asserted here, where sanitizer builds
+  // run several times slower.)
+  EXPECT_LE(2 * r.counterexample.size(), 3 * GetParam().shortest)
+      << FormatTrace(r.counterexample, impl::DefectName(defect));
   // The minimized trace replays to the same failure, and only with the defect.
   EXPECT_FALSE(RunTrace(r.counterexample).ok);
   impl::SetSeededDefect(Defect::kNone);
@@ -69,12 +75,14 @@ TEST_P(SeededDefect, IsCaughtAndShrunk) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, SeededDefect,
-    ::testing::Values(Case{Defect::kCowNotBroken, "cpu"}, Case{Defect::kZeroPageWrittenInPlace, "cpu"},
-                      Case{Defect::kMunmapLeaksRef, "cpu"}, Case{Defect::kMprotectKeepsWrite, "cpu"},
-                      Case{Defect::kForkCopiesSharedPtes, "cpu"},
-                      Case{Defect::kPageFreeTwice, "devmem"},
-                      Case{Defect::kForkKeepsDeviceWrite, "devmem"},
-                      Case{Defect::kPlacementOverlapsRam, "devmem"}),
+    ::testing::Values(Case{Defect::kCowNotBroken, "cpu", 5},
+                      Case{Defect::kZeroPageWrittenInPlace, "cpu", 4},
+                      Case{Defect::kMunmapLeaksRef, "cpu", 4},
+                      Case{Defect::kMprotectKeepsWrite, "cpu", 4},
+                      Case{Defect::kForkCopiesSharedPtes, "cpu", 4},
+                      Case{Defect::kPageFreeTwice, "devmem", 7},
+                      Case{Defect::kForkKeepsDeviceWrite, "devmem", 7},
+                      Case{Defect::kPlacementOverlapsRam, "devmem", 1}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = impl::DefectName(info.param.defect);
       return name.substr(1);  // "kCowNotBroken" -> "CowNotBroken"

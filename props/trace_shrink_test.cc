@@ -193,13 +193,11 @@ TEST(TraceShrink, HonoursTheTimeBudget) {
   ShrinkLimits limits;
   limits.seconds = 0.1;
   ShrinkStats stats;
-  const auto start = std::chrono::steady_clock::now();
   const std::vector<Op> shrunk = ShrinkTrace(LongTrace(), StillFails(slow), limits, &stats);
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_TRUE(stats.budget_exhausted);
+  // Every call lasts at least 20 ms, so a 0.1 s budget admits at most 6 (the
+  // count, not the elapsed time, is asserted: a loaded machine only lowers it).
   EXPECT_LE(calls, 6);
-  EXPECT_LT(elapsed, 0.1 + 0.05);  // at most one call past the budget
   EXPECT_TRUE(WriteAfterFork(shrunk));
   // A zero budget runs nothing and returns the input.
   limits.seconds = 0;
