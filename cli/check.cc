@@ -6,6 +6,7 @@
 // step-indexed report, with the two commands that reproduce it.
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -172,6 +173,20 @@ std::string FailureLine(const props::RunReport& replay) {
          "'";
 }
 
+// In the seeded-defect program (//cli:hmmref_defects), a line that says the
+// failure is the defect's: the real implementation passes the trace.
+std::string SeededDefectLine() {
+#ifdef HMMREF_SEEDED_DEFECTS
+  const char* defect = std::getenv("HMMREF_SEEDED_DEFECT");
+  if (defect != nullptr && *defect != '\0') {
+    return std::string("\nseeded defect ") + defect + " was active: the real implementation " +
+           "passes this trace; HMMREF_SEEDED_DEFECT=" + defect +
+           " with //cli:hmmref_defects fails it again";
+  }
+#endif
+  return "";
+}
+
 std::string CounterexampleHeader(const props::SuiteResult& r, const props::RunReport& replay,
                                  const CheckFlags& f, uint64_t seed, const std::string& hmm) {
   return "hmmref check counterexample (minimized by rapidcheck, then by the trace pass)\n"
@@ -180,7 +195,8 @@ std::string CounterexampleHeader(const props::SuiteResult& r, const props::RunRe
          "original length " + Count(r.original_length, "step") + ", rapidcheck " +
          Count(r.rc_shrunk_length, "step") + " (" + Count(r.shrinks, "shrink") + "), final " +
          Count(r.counterexample.size(), "step") + "\n" +
-         FailureLine(replay) + "\n" + "replay: " + ProgramName() + " run " + ShellQuote(hmm);
+         FailureLine(replay) + "\n" + "replay: " + ProgramName() + " run " + ShellQuote(hmm) +
+         SeededDefectLine();
 }
 
 std::string SearchCommand(const std::string& suite, const CheckFlags& f, uint64_t seed) {
