@@ -7,7 +7,6 @@
 // would), so the counts it sums are one consistent snapshot. Each violation
 // is one line "Inv<Subject><Property>: where: values".
 
-#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -21,12 +20,6 @@
 
 namespace hmm::impl {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 class RepChecker {
  public:

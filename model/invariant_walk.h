@@ -17,16 +17,6 @@
 
 namespace hmm::model {
 
-inline std::string Hex(uint64_t x) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[x % 16]);
-    x /= 16;
-  } while (x != 0);
-  return "0x" + out;
-}
-
 inline std::string Where(Pid pid, Vpn vpn) {
   return "pid " + std::to_string(pid.value) + " vpn " + Hex(vpn.value);
 }

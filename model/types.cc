@@ -31,6 +31,16 @@ const char* ErrnoName(Errno e) {
   return "kUnknownErrno";
 }
 
+std::string Hex(uint64_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  do {
+    out.insert(out.begin(), kDigits[v % 16]);
+    v /= 16;
+  } while (v != 0);
+  return "0x" + out;
+}
+
 bool ParseErrno(const char* name, Errno* out) {
   for (const ErrnoNames& n : kNames) {
     if (std::strcmp(name, n.name) == 0 || std::strcmp(name, n.kernel) == 0) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <utility>
 
 namespace hmm {
@@ -87,6 +88,10 @@ enum class Errno : uint8_t {
 
 // "kInval" etc., for messages and traces. Never null.
 const char* ErrnoName(Errno e);
+// "0x1f": how addresses, pfns and lengths are written in messages, traces and
+// counterexamples, everywhere in hmmref.
+std::string Hex(uint64_t v);
+
 // Parses the name printed by ErrnoName ("kInval") or the kernel's ("EINVAL").
 bool ParseErrno(const char* name, Errno* out);
 

@@ -2,7 +2,6 @@
 
 #include "props/abstract.h"
 
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -10,12 +9,6 @@
 
 namespace hmm::props {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string ProtString(uint32_t prot) {
   std::string s;

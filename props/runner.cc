@@ -22,12 +22,6 @@ static_assert(model::kDefaultRamPages == impl::kDefaultRamPages, "limits differ"
 static_assert(kDevicePfnBits == impl::kSwpOffsetBits,
               "device pfns must fit the device-private swap entry's offset field");
 
-std::string Hex(uint64_t v) {
-  std::ostringstream os;
-  os << "0x" << std::hex << v;
-  return os.str();
-}
-
 std::string BytesString(const std::vector<uint8_t>& data) {
   static const char* kDigits = "0123456789abcdef";
   std::string s = "hex:";

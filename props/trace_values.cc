@@ -54,12 +54,6 @@ bool Fail(std::string* msg, std::string text) {
   return false;
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 std::string Dec(uint64_t v) { return std::to_string(v); }
 
 bool StartsWithDigit(const std::string& token) {

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "model/types.h"
+
 namespace hmm::props::trace_values {
 
 // --- Messages ---
@@ -32,7 +34,7 @@ bool Fail(std::string* msg, std::string text);
 
 // --- Numbers ---
 
-std::string Hex(uint64_t v);  // "0x1f"
+using ::hmm::Hex;  // "0x1f" (model/types.h)
 std::string Dec(uint64_t v);  // "31"
 
 // True iff the token's first byte is a decimal digit: the token is meant as a

@@ -8,21 +8,17 @@
 
 #include <z3++.h>
 
-#include <cinttypes>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "model/types.h"
 
 #include "solver/prove.h"
 
 namespace hmm::solver::text {
 
-inline std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
+using ::hmm::Hex;  // model/types.h
 
 inline std::string Line(const std::string& field, const std::string& value) {
   return field + " = " + value + "\n";

@@ -5,8 +5,8 @@
 
 #include "solver/pte_lemmas.h"
 
-#include <cinttypes>
-#include <cstdio>
+
+#include "model/types.h"
 
 namespace hmm::solver {
 
@@ -98,12 +98,6 @@ z3::expr Canonical(const SymPte& x) {
 }
 
 // ---- Counterexamples: one "field = value" line per field. ----
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string Line(const std::string& field, const std::string& value) {
   return field + " = " + value + "\n";
