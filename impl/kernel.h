@@ -90,6 +90,23 @@ struct DeviceEventInfo {
   uint64_t addr = 0;
 };
 
+// Mirroring (docs/mirror.md).
+struct MirrorInfo {
+  uint64_t id = 0;
+  uint64_t device = 0;
+  uint64_t pid = 0;
+  std::vector<PteInfo> pt;  // ascending vpn; pfn/zero/device/write as a PTE's
+};
+
+struct RangeInfo {
+  uint64_t id = 0;
+  uint64_t mirror = 0;
+  uint64_t start_vpn = 0;
+  uint64_t end_vpn = 0;  // exclusive
+  bool valid = false;
+  std::vector<uint64_t> pfns;  // hmm_pfn_t: pfn << kHmmPfnShift | kHmmPfn* flags
+};
+
 class KernelState;  // impl/kernel_state.h: everything behind the API
 
 class Kernel {
@@ -124,6 +141,18 @@ class Kernel {
   Errno DeviceEntryInstall(Pid pid, uint64_t addr, uint64_t pfn, bool write);
   Result<uint64_t> PageFrees(uint64_t devmem);
 
+  // Mirroring: the seed's kernel API and the dummy device (docs/mirror.md).
+  Result<uint64_t> HmmMirrorRegister(DeviceId device, Pid pid);
+  Errno HmmMirrorUnregister(uint64_t mirror);
+  Result<uint64_t> HmmVmaGetPfns(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<uint64_t> HmmVmaFault(uint64_t mirror, uint64_t addr, uint64_t npages, bool write);
+  Result<bool> HmmVmaRangeDone(uint64_t range);
+  Result<bool> DmirrorCommit(uint64_t range);
+  Result<DmirrorResult> DmirrorRead(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
+                                     const std::vector<uint8_t>& data);
+  Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
+
   // --- Introspection (read-only; for the abstraction function) ---
   std::vector<Pid> Pids() const;                       // live, ascending
   std::vector<VmaInfo> Vmas(Pid pid) const;            // ascending start
@@ -139,6 +168,9 @@ class Kernel {
   std::vector<ResourceInfo> Resources() const;        // ascending start
   std::vector<DevmemInfo> Devmems() const;            // ascending id
   std::vector<DeviceEventInfo> DeviceEvents() const;  // in order
+  std::vector<uint8_t> DevicePageData(uint64_t pfn) const;  // 4096 bytes; zeros if never written
+  std::vector<MirrorInfo> Mirrors() const;            // ascending id
+  std::vector<RangeInfo> Ranges() const;              // open ranges, ascending id
 
   // Impl-only facts (refcount = mappings + pins + holders, mapcount consistent,
   // free list disjoint from mapped pages, page tables well formed). Returns one

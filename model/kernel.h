@@ -88,9 +88,10 @@ struct Resource {
 struct DevicePage {
   bool held = false;         // the driver holds its allocation reference
   uint64_t allocations = 0;  // times DevicePageAlloc handed it out
+  Page data;                 // its contents (zeroed by each DevicePageAlloc; docs/mirror.md)
 
   bool operator==(const DevicePage& o) const {
-    return held == o.held && allocations == o.allocations;
+    return held == o.held && allocations == o.allocations && data == o.data;
   }
 };
 
@@ -116,6 +117,47 @@ struct DeviceEvent {
   bool operator==(const DeviceEvent& o) const;
 };
 
+// One registered mirror = one open dummy-device file (docs/mirror.md). Its
+// device page table maps vpn -> a mapping of the same shape as a PTE (page,
+// zero page or device pfn, and write).
+struct Mirror {
+  DeviceId device;
+  Pid pid;
+  std::map<Vpn, Pte> pt;
+
+  bool operator==(const Mirror& o) const {
+    return device == o.device && pid == o.pid && pt == o.pt;
+  }
+};
+
+// One entry of a snapshot or fault range: HMM_PFN_* flags (hmm::kHmmPfn*) and,
+// when kHmmPfnValid is set, the target: the zero page, a page, or (with
+// kHmmPfnDeviceUnaddressable) a device pfn. Unused target fields are 0/false.
+struct HmmPfn {
+  uint64_t flags = 0;
+  bool zero = false;
+  PageId page = 0;
+  uint64_t device_pfn = 0;
+
+  bool operator==(const HmmPfn& o) const {
+    return flags == o.flags && zero == o.zero && page == o.page && device_pfn == o.device_pfn;
+  }
+};
+
+// One open range (HmmVmaGetPfns / HmmVmaFault until HmmVmaRangeDone).
+struct Range {
+  uint64_t mirror = 0;
+  Vpn start;
+  Vpn end;  // exclusive
+  bool valid = true;
+  std::vector<HmmPfn> pfns;  // one per page of [start, end)
+
+  bool operator==(const Range& o) const {
+    return mirror == o.mirror && start == o.start && end == o.end && valid == o.valid &&
+           pfns == o.pfns;
+  }
+};
+
 struct State {
   std::map<Pid, Process> procs;  // live processes
   std::map<PageId, Page> pages;  // every page that exists (zero page excluded)
@@ -131,6 +173,11 @@ struct State {
   std::map<uint64_t, Devmem> devmems;      // keyed by id
   std::vector<DeviceEvent> events;
   uint64_t next_devmem = 1;
+  // Mirroring (docs/mirror.md).
+  std::map<uint64_t, Mirror> mirrors;  // keyed by id
+  std::map<uint64_t, Range> ranges;    // open ranges, keyed by id
+  uint64_t next_mirror = 1;
+  uint64_t next_range = 1;
 
   bool operator==(const State& o) const;
 };
@@ -177,6 +224,19 @@ class Kernel {
   Errno DevicePagePut(uint64_t pfn);
   Errno DeviceEntryInstall(Pid pid, uint64_t addr, uint64_t pfn, bool write);
   Result<uint64_t> PageFrees(uint64_t devmem);
+
+  // Mirroring: the seed's kernel API (docs/mirror.md; model/mirror.cc).
+  Result<uint64_t> HmmMirrorRegister(DeviceId device, Pid pid);
+  Errno HmmMirrorUnregister(uint64_t mirror);
+  Result<uint64_t> HmmVmaGetPfns(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<uint64_t> HmmVmaFault(uint64_t mirror, uint64_t addr, uint64_t npages, bool write);
+  Result<bool> HmmVmaRangeDone(uint64_t range);
+  // The dummy device, lib/test_hmm.c (docs/mirror.md; model/dmirror.cc).
+  Result<bool> DmirrorCommit(uint64_t range);
+  Result<DmirrorResult> DmirrorRead(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
+                                     const std::vector<uint8_t>& data);
+  Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
 
   const State& state() const { return s_; }
   uint64_t ram_pages() const { return ram_pages_; }

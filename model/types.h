@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace hmm {
 
@@ -156,6 +157,51 @@ constexpr uint64_t kMaxSectionBytes = uint64_t{1} << 30;
 // (impl/pte.h kSwpOffsetBits; props/ asserts the two agree), so device memory
 // ends at or below 2^(kPageShift + kDevicePfnBits).
 constexpr unsigned kDevicePfnBits = 46;
+
+// Mirroring (docs/mirror.md).
+constexpr uint64_t kMaxDevices = 4;          // /dev/hmm_dmirror0..3: device ids 0..3
+constexpr uint64_t kMaxMirrors = 64;         // registered at once
+constexpr uint64_t kMaxDmirrorPages = 1024;  // one ioctl's bounce buffer (HMM_BUFFER_SIZE)
+constexpr uint64_t kDmirrorFaultChunk = 64;  // lib/test_hmm.c dmirror_fault() pfns[64] (6.1)
+
+// HMM_PFN_* of the seed's snapshot and fault (v18/4.14 include/linux/hmm.h):
+// flags in the low bits, the pfn above kHmmPfnShift.
+enum HmmPfnFlag : uint64_t {
+  kHmmPfnValid = 1 << 0,
+  kHmmPfnRead = 1 << 1,
+  kHmmPfnWrite = 1 << 2,
+  kHmmPfnError = 1 << 3,
+  kHmmPfnEmpty = 1 << 4,
+  kHmmPfnSpecial = 1 << 5,
+  kHmmPfnDeviceUnaddressable = 1 << 6,
+};
+constexpr unsigned kHmmPfnShift = 7;
+constexpr uint64_t kHmmPfnFlagMask = (uint64_t{1} << kHmmPfnShift) - 1;
+
+// One byte per page of the dummy device's SNAPSHOT (lib/test_hmm_uapi.h
+// HMM_DMIRROR_PROT_*): a kind OR-ed with read or write.
+enum DmirrorProt : uint8_t {
+  kDmirrorProtError = 0xff,
+  kDmirrorProtNone = 0x00,
+  kDmirrorProtRead = 0x01,
+  kDmirrorProtWrite = 0x02,
+  kDmirrorProtZero = 0x10,
+  kDmirrorProtDevPrivateLocal = 0x20,
+  kDmirrorProtDevPrivateRemote = 0x30,
+};
+
+// What a dummy-device ioctl copies back on success (struct hmm_dmirror_cmd's
+// cpages and faults, and the bytes it wrote to `ptr`: READ's data, SNAPSHOT's
+// one byte per page; empty for WRITE).
+struct DmirrorResult {
+  uint64_t cpages = 0;
+  uint64_t faults = 0;
+  std::vector<uint8_t> data;
+
+  bool operator==(const DmirrorResult& o) const {
+    return cpages == o.cpages && faults == o.faults && data == o.data;
+  }
+};
 
 // mremap flags (include/uapi/linux/mman.h).
 enum MremapFlags : uint32_t {

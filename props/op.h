@@ -48,6 +48,19 @@ enum class OpKind : uint8_t {
   kPhysmemBits,    // physmem_bits N
   kSection,        // section BYTES
   kProfile,        // profile default|v18   (Op::flags holds the hmm::Profile)
+  // Mirroring (docs/mirror.md). Field use: mirror: device, pid; unmirror:
+  // mirror; get_pfns, dread, snapshot: mirror, addr, len (npages); hmm_fault:
+  // also prot (kProtWrite set: a write fault); range_done, commit: range;
+  // dwrite: mirror, addr, data (whole pages).
+  kMirror,         // mirror DEVICE PID                  -> mirror id
+  kUnmirror,       // unmirror MIRROR
+  kGetPfns,        // get_pfns MIRROR ADDR NPAGES        -> range id
+  kHmmFault,       // hmm_fault MIRROR ADDR NPAGES r|w   -> range id
+  kRangeDone,      // range_done RANGE                   -> 0|1 (valid)
+  kCommit,         // commit RANGE                       -> 0|1 (the dummy device's commit)
+  kDread,          // dread MIRROR ADDR NPAGES           -> ok cpages=N faults=N DATA
+  kDwrite,         // dwrite MIRROR ADDR DATA            -> ok cpages=N faults=N
+  kSnapshot,       // snapshot MIRROR ADDR NPAGES        -> ok cpages=N DATA (a byte per page)
 };
 
 // Bounds of a `ram` line (the impl allocates the struct pages and the data up front).
@@ -65,6 +78,8 @@ struct Expect {
   Errno err = Errno::kOk;
   std::optional<uint64_t> value;             // pid, address or pin id
   std::optional<std::vector<uint8_t>> data;  // bytes read
+  std::optional<uint64_t> cpages;            // dummy-device ioctls: "cpages=N"
+  std::optional<uint64_t> faults;            // dummy-device ioctls: "faults=N"
 };
 
 struct Op {
@@ -79,7 +94,9 @@ struct Op {
   uint64_t pin = 0;       // unpin
   uint64_t devmem = 0;    // devmem_remove, devpage_alloc, page_frees
   uint64_t pfn = 0;       // devpage_put, devmap
-  uint64_t device = 0;    // devmem_add
+  uint64_t device = 0;    // devmem_add, mirror
+  uint64_t mirror = 0;    // unmirror, get_pfns, hmm_fault, dread, dwrite, snapshot
+  uint64_t range = 0;     // range_done, commit
   std::vector<uint8_t> data;  // write
   std::optional<Expect> expect;
   int line = 0;           // source line in a .hmm file; 0 when generated
@@ -88,11 +105,14 @@ struct Op {
 // The result of one operation on one side (model or impl).
 struct OpResult {
   Errno err = Errno::kOk;
-  uint64_t value = 0;          // pid, address or pin id, when the op returns one
-  std::vector<uint8_t> data;   // read only
+  uint64_t value = 0;          // pid, address, pin, mirror or range id, or 0|1
+  std::vector<uint8_t> data;   // read, dread, snapshot
+  uint64_t cpages = 0;         // dread, dwrite, snapshot
+  uint64_t faults = 0;         // dread, dwrite, snapshot
 
   bool operator==(const OpResult& o) const {
-    return err == o.err && value == o.value && data == o.data;
+    return err == o.err && value == o.value && data == o.data && cpages == o.cpages &&
+           faults == o.faults;
   }
 };
 
