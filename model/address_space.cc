@@ -6,6 +6,8 @@
 #include <set>
 #include <vector>
 
+#include "model/mirror_walk.h"
+
 namespace hmm::model {
 
 bool IsLive(const State& s, Pid pid) { return s.procs.count(pid) != 0; }
@@ -70,6 +72,7 @@ void ZapPtes(State& s, Pid pid, Vpn start, Vpn end) {
 }
 
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end) {
+  MmuNotifierInvalidateMapped(s, pid, start, end);
   Process& p = s.procs.at(pid);
   SplitVmaAt(p, start);
   SplitVmaAt(p, end);

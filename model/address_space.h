@@ -52,8 +52,10 @@ bool FirstFit(const Process& p, uint64_t npages, Vpn* start);
 void SplitVmaAt(Process& p, Vpn vpn);
 
 // Removes the VMAs and PTEs of [start, end) in `pid`, splitting VMAs at the
-// edges, then releases what nothing refers to any more.
-// Mirrors: mm/mmap.c do_vmi_munmap().
+// edges, then releases what nothing refers to any more. Every page of the
+// range inside a VMA is notified to pid's mirrors first (docs/mirror.md: the
+// munmap, MAP_FIXED and mremap rows).
+// Mirrors: mm/mmap.c do_vmi_munmap() (unmap_region() -> the mmu notifier).
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end);
 
 // Removes every PTE of [start, end) in `pid`, in address order. A device entry

@@ -8,11 +8,15 @@
 //      object names its pages at once, by pgoff ascending);
 //   2. objects no VMA reached, by old id (only a broken state has them);
 //   3. pins by id, each pin's pages in order;
-//   4. pages nothing reached, by old id (only a broken state has them).
+//   4. mirrors by id, each mirror's pt pages by vpn; then open ranges by id,
+//      each range's VALID page entries (not the zero page, not a device pfn)
+//      by index (in a reachable state all of these are PTE pages already);
+//   5. pages nothing reached, by old id (only a broken state has them).
 // Ids are decided by structure alone (the old ids only order the unreached
 // leftovers), so equal-up-to-renaming states canonicalize identically.
 // Device entries name no page: their device pfns, like devmem ids, resources
-// and the event log, are physical identities and are never renamed.
+// and the event log, are physical identities and are never renamed. Mirror
+// and range ids are kept too (handed out 1, 2, ..., never reused).
 
 #include <cassert>
 #include <map>
@@ -66,7 +70,9 @@ bool State::operator==(const State& o) const {
   return procs == o.procs && pages == o.pages && objects == o.objects && pins == o.pins &&
          next_pid == o.next_pid && next_pin == o.next_pin && next_page == o.next_page &&
          next_object == o.next_object && config == o.config && resources == o.resources &&
-         devmems == o.devmems && events == o.events && next_devmem == o.next_devmem;
+         devmems == o.devmems && events == o.events && next_devmem == o.next_devmem &&
+         mirrors == o.mirrors && ranges == o.ranges && next_mirror == o.next_mirror &&
+         next_range == o.next_range;
 }
 
 namespace {
@@ -91,7 +97,13 @@ struct Renaming {
   }
 };
 
-// Steps 1-4 of the file comment.
+// Whether a range entry names a RAM page (VALID, not the zero page, not a device pfn).
+bool NamesPage(const HmmPfn& entry) {
+  return (entry.flags & kHmmPfnValid) != 0 && !entry.zero &&
+         (entry.flags & kHmmPfnDeviceUnaddressable) == 0;
+}
+
+// Steps 1-5 of the file comment.
 Renaming NameInOrderOfFirstUse(const State& s) {
   Renaming r;
   for (const auto& [pid, proc] : s.procs) {
@@ -105,6 +117,16 @@ Renaming NameInOrderOfFirstUse(const State& s) {
   for (const auto& [id, obj] : s.objects) r.NameObject(s, id);
   for (const auto& [pin, pages] : s.pins) {
     for (PageId page : pages) r.NamePage(page);
+  }
+  for (const auto& [id, mirror] : s.mirrors) {
+    for (const auto& [vpn, mapping] : mirror.pt) {
+      if (MapsPage(mapping)) r.NamePage(mapping.page);
+    }
+  }
+  for (const auto& [id, range] : s.ranges) {
+    for (const HmmPfn& entry : range.pfns) {
+      if (NamesPage(entry)) r.NamePage(entry.page);
+    }
   }
   for (const auto& [id, page] : s.pages) r.NamePage(id);
   return r;
@@ -120,6 +142,24 @@ Process RenameProcess(const Process& proc, const Renaming& r) {
   for (auto [vpn, pte] : proc.ptes) {
     if (MapsPage(pte)) pte.page = r.pages.at(pte.page);
     out.ptes.emplace(vpn, pte);
+  }
+  return out;
+}
+
+// The mirror with its pt's pages renamed.
+Mirror RenameMirror(const Mirror& mirror, const Renaming& r) {
+  Mirror out = mirror;
+  for (auto& [vpn, mapping] : out.pt) {
+    if (MapsPage(mapping)) mapping.page = r.pages.at(mapping.page);
+  }
+  return out;
+}
+
+// The range with its VALID page entries renamed.
+Range RenameRange(const Range& range, const Renaming& r) {
+  Range out = range;
+  for (HmmPfn& entry : out.pfns) {
+    if (NamesPage(entry)) entry.page = r.pages.at(entry.page);
   }
   return out;
 }
@@ -150,6 +190,11 @@ State Canonicalize(const State& s) {
   out.devmems = s.devmems;
   out.events = s.events;
   out.next_devmem = s.next_devmem;
+  // Mirroring: pages renamed, ids kept.
+  for (const auto& [id, mirror] : s.mirrors) out.mirrors.emplace(id, RenameMirror(mirror, r));
+  for (const auto& [id, range] : s.ranges) out.ranges.emplace(id, RenameRange(range, r));
+  out.next_mirror = s.next_mirror;
+  out.next_range = s.next_range;
   return out;
 }
 

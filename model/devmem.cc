@@ -244,7 +244,8 @@ Errno Kernel::RamHotRemove(uint64_t start, uint64_t size) {
   return Errno::kOk;
 }
 
-// The driver's allocation: a free page of its region, get_page() (refcount 1 -> 2).
+// The driver's allocation: a free page of its region, get_page() (refcount 1 -> 2),
+// its contents zeroed (docs/mirror.md).
 // Mirrors: a driver allocator over hmm_devmem, as lib/test_hmm.c
 // dmirror_devmem_alloc_page() (from the free list, then get_page()).
 Result<uint64_t> Kernel::DevicePageAlloc(uint64_t devmem) {
@@ -257,6 +258,7 @@ Result<uint64_t> Kernel::DevicePageAlloc(uint64_t devmem) {
   DevicePage& page = it->second.pages[pfn];
   page.held = true;
   ++page.allocations;
+  page.data = Page{};
   return pfn;
 }
 

@@ -13,6 +13,7 @@
 
 #include "model/address_space.h"
 #include "model/kernel.h"
+#include "model/mirror_walk.h"
 
 namespace hmm::model {
 namespace {
@@ -54,11 +55,13 @@ Errno ReadFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vp
 
 // Replaces a read-only private PTE's page by a writable copy of it (the zero
 // page copies as an all-zero page). The old page keeps its other references.
+// Once the copy is allocated, pid's mirrors are notified of the one page.
 // Mirrors: mm/memory.c wp_page_copy().
-Errno WpPageCopy(State& s, uint64_t ram_pages, Pte& pte) {
+Errno WpPageCopy(State& s, uint64_t ram_pages, Pid pid, Vpn vpn, Pte& pte) {
   const Page contents = pte.zero ? Page{} : s.pages.at(pte.page);
   Result<PageId> copy = AllocPage(s, ram_pages, contents);
   if (!copy.ok()) return copy.err;
+  MmuNotifierInvalidate(s, pid, vpn, VpnAdd(vpn, 1));
   pte = Pte{false, copy.value, true};
   return Errno::kOk;
 }
@@ -66,7 +69,7 @@ Errno WpPageCopy(State& s, uint64_t ram_pages, Pte& pte) {
 // A write fault: afterwards the PTE at vpn is writable and maps a page this
 // process may write (exclusive when private).
 // Mirrors: mm/memory.c do_anonymous_page(), do_shared_fault(), do_wp_page().
-Errno WriteFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn) {
+Errno WriteFault(State& s, uint64_t ram_pages, Pid pid, Process& p, const Vma& vma, Vpn vpn) {
   auto it = p.ptes.find(vpn);
   // Is there no PTE yet? A new page (private) or the object's page (shared).
   if (it == p.ptes.end() && vma.shared) return MapShmemPage(s, ram_pages, p, vma, vpn, true);
@@ -85,7 +88,7 @@ Errno WriteFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn v
     return Errno::kOk;
   }
   // Is it the zero page, or a page some other PTE maps? Copy it (COW break).
-  if (pte.zero || CountPtes(s, pte.page) > 1) return WpPageCopy(s, ram_pages, pte);
+  if (pte.zero || CountPtes(s, pte.page) > 1) return WpPageCopy(s, ram_pages, pid, vpn, pte);
   // Only this PTE maps it: reuse it (wp_page_reuse()).
   pte.write = true;
   return Errno::kOk;
@@ -125,7 +128,7 @@ Errno Kernel::FaultIn(Pid pid, Vpn vpn, bool write) {
   if (pte != p.ptes.end() && pte->second.device) {
     return DeviceEntryFault(s_, pid, vpn, pte->second.device_pfn);
   }
-  if (write) return WriteFault(s_, ram_pages_, p, *vma, vpn);
+  if (write) return WriteFault(s_, ram_pages_, pid, p, *vma, vpn);
   return ReadFault(s_, ram_pages_, p, *vma, vpn);
 }
 

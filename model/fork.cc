@@ -3,10 +3,12 @@
 // fork: the child gets every VMA; private PTEs are shared copy-on-write, except
 // pinned pages, which the child gets as its own copy; device entries are
 // shared, read-only in both; shared VMAs' PTEs are left for the child to
-// fault in.
+// fault in. The parent's mirrors are notified of every page of every private
+// VMA, whose PTEs lose write (docs/mirror.md).
 
 #include "model/address_space.h"
 #include "model/kernel.h"
+#include "model/mirror_walk.h"
 
 namespace hmm::model {
 namespace {
@@ -62,6 +64,10 @@ Result<Pid> Kernel::Fork(Pid pid) {
   Process& parent = next.procs.at(pid);
   Process& child = next.procs[child_pid];
   child.vmas = parent.vmas;
+  // copy_page_range() write-protects every COW mapping under the notifier.
+  for (const auto& [start, vma] : parent.vmas) {
+    if (!vma.shared) MmuNotifierInvalidate(next, pid, vma.start, vma.end);
+  }
   for (const auto& [vpn, pte] : s_.procs.at(pid).ptes) {
     const Vma& vma = *FindVma(parent, vpn);
     // Is the VMA shared? Its PTEs are not copied (no anon_vma): the child faults.

@@ -1,7 +1,8 @@
 // File: model/invariants.cc
 //
 // The invariants of the CPU address space and the table of all of them
-// (AllInvariants); the device-memory invariants are in devmem_invariants.cc.
+// (AllInvariants); the device-memory invariants are in devmem_invariants.cc,
+// the mirroring ones in mirror_invariants.cc.
 
 #include "model/invariants.h"
 
@@ -248,6 +249,8 @@ Violations InvIdsBelowNext(const State& s) {
   for (const auto& [id, obj] : s.objects) check("object", id, s.next_object);
   for (const auto& [id, devmem] : s.devmems) check("devmem", id, s.next_devmem);
   for (const DeviceEvent& event : s.events) check("event devmem", event.devmem, s.next_devmem);
+  for (const auto& [id, mirror] : s.mirrors) check("mirror", id, s.next_mirror);
+  for (const auto& [id, range] : s.ranges) check("range", id, s.next_range);
   return v;
 }
 
@@ -348,6 +351,26 @@ const std::vector<Entry>& Entries() {
         "is held or mapped.",
         "kernel/memremap.c:put_zone_device_private_or_public_page()"},
        StateOnly(InvPageFreeOncePerAllocation)},
+      {{"InvMirrorOfLiveProcess",
+        "A mirror's pid was handed out, and a mirror of an exited process has an empty pt.",
+        "mm/mmap.c:exit_mmap()"},
+       StateOnly(InvMirrorOfLiveProcess)},
+      {{"InvMirrorSubsetOfCpu",
+        "Every pt entry of a mirror maps what the CPU maps at that address, writable only if "
+        "the CPU entry is.",
+        "mm/hmm.c:hmm_invalidate_range()"},
+       StateOnly(InvMirrorSubsetOfCpu)},
+      {{"InvValidRangeMatchesCpu",
+        "Every VALID entry of a valid range names what the CPU maps at that address, with "
+        "WRITE only if the CPU entry is writable.",
+        "mm/hmm.c:hmm_vma_range_done()"},
+       StateOnly(InvValidRangeMatchesCpu)},
+      {{"InvRangeWithinOneVma", "A valid range lies inside one VMA of its process.",
+        "mm/hmm.c:hmm_vma_get_pfns()"},
+       StateOnly(InvRangeWithinOneVma)},
+      {{"InvRangeOfLiveMirror", "Every open range belongs to a registered mirror.",
+        "mm/hmm.c:hmm_mirror_unregister()"},
+       StateOnly(InvRangeOfLiveMirror)},
   };
   return kEntries;
 }

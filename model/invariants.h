@@ -58,9 +58,9 @@ Violations InvObjectMapped(const State& s);
 Violations InvRamWithinCapacity(const State& s, uint64_t ram_pages);
 // At most kMaxProcesses processes are live.
 Violations InvProcessCountWithinLimit(const State& s);
-// Every pid, pin, page, object and devmem id in use (devmem ids in the event
-// log included) is non-zero and below its next_* counter, so a new id never
-// names an existing thing.
+// Every pid, pin, page, object, devmem, mirror and range id in use (devmem ids
+// in the event log included) is non-zero and below its next_* counter, so a
+// new id never names an existing thing.
 Violations InvIdsBelowNext(const State& s);
 
 // --- Device memory (docs/devmem.md; research invariants 1-10) ---
@@ -85,6 +85,24 @@ Violations InvDeviceEntryWriteImpliesVmaWrite(const State& s);
 // For every page of a live devmem: page_free events == allocations - 1 while
 // the page is held or mapped, == allocations when it is free (invariant 6).
 Violations InvPageFreeOncePerAllocation(const State& s);
+
+// --- Mirroring (docs/mirror.md; research invariants 11-20) ---
+
+// A mirror's pid was handed out; the pt of a mirror of an exited process is
+// empty (11, 20).
+Violations InvMirrorOfLiveProcess(const State& s);
+// Every pt entry's target is what the CPU maps at that address (page, zero
+// page or device pfn), and it is writable only if the CPU entry is (11).
+Violations InvMirrorSubsetOfCpu(const State& s);
+// Every VALID entry of a valid range names what the CPU maps at that address,
+// with WRITE only if the CPU entry is writable (14, 16).
+Violations InvValidRangeMatchesCpu(const State& s);
+// A valid range lies inside one VMA of its process (14). One VMA as the kernel
+// has it: hmmref's adjacent pieces that an unchanged mprotect split off (same
+// prot and kind, a shared piece continuing its object) count as one.
+Violations InvRangeWithinOneVma(const State& s);
+// Every open range belongs to a registered mirror (15).
+Violations InvRangeOfLiveMirror(const State& s);
 
 // One line per violation of any invariant: "InvName: detail".
 std::vector<std::string> CheckAllInvariants(const State& s, uint64_t ram_pages);

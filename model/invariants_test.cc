@@ -32,7 +32,9 @@ constexpr uint64_t kPfn = kDevStart >> kPageShift;  // its first page
 // the pin): shares the first private page read-only, maps the first shared page.
 // Devmem 1: kPfn mapped at kDev by parent and child (read-only since the
 // fork), put by the driver; kPfn + 1 held and mapped writable at kDev + 1 in
-// the parent; kPfn + 2 allocated and put (one page_free).
+// the parent; kPfn + 2 allocated and put (one page_free). Mirror 1 (device 0,
+// the parent) maps [kPriv, +2) in its pt; range 1 of it, open and valid, saw
+// [kZero, +1) (the zero page).
 State Healthy() {
   Kernel k(kRam);
   const Pid pid = k.CreateProcess().value;
@@ -54,6 +56,9 @@ State Healthy() {
   EXPECT_EQ(k.DevicePageAlloc(1).value, kPfn + 2);
   EXPECT_EQ(k.DevicePagePut(kPfn + 2), Errno::kOk);
   EXPECT_EQ(k.PageFrees(1).value, 1u);
+  EXPECT_EQ(k.HmmMirrorRegister(DeviceId(0), pid).value, 1u);
+  EXPECT_EQ(k.DmirrorRead(1, VpnToAddr(kPriv), 2).err, Errno::kOk);
+  EXPECT_EQ(k.HmmVmaGetPfns(1, VpnToAddr(kZero), 1).value, 1u);
   return k.state();
 }
 
@@ -117,6 +122,16 @@ std::vector<Breakage> Breakages() {
        [](State& s) {
          s.events.push_back(DeviceEvent{DeviceEvent::kPageFree, 1, kPfn, 0, 0});
        }},
+      {"InvMirrorOfLiveProcess", [](State& s) { s.mirrors.at(1).pid = Pid(99); }},
+      {"InvMirrorSubsetOfCpu", [](State& s) { s.mirrors.at(1).pt.at(kPriv).write = true; }},
+      {"InvValidRangeMatchesCpu", [](State& s) { s.ranges.at(1).pfns[0].flags |= kHmmPfnWrite; }},
+      {"InvRangeWithinOneVma",
+       [](State& s) {
+         s.ranges.at(1).end = kDev;
+         s.ranges.at(1).start = kShm;
+         s.ranges.at(1).pfns.assign(kDev.value - kShm.value, HmmPfn{kHmmPfnEmpty});
+       }},
+      {"InvRangeOfLiveMirror", [](State& s) { s.ranges.at(1).mirror = 99; }},
   };
 }
 

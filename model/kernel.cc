@@ -5,11 +5,15 @@
 // the fault paths (CPU access, pin) live in mremap.cc, fork.cc and fault.cc;
 // the device-memory operations in devmem.cc.
 // Every guard ladder follows docs/model.md rung by rung: pid, then arguments,
-// then state.
+// then state. Page-table changes notify the process's mirrors first
+// (docs/mirror.md's table; munmap and MAP_FIXED through UnmapRange).
 
 #include "model/kernel.h"
 
+#include <algorithm>
+
 #include "model/address_space.h"
+#include "model/mirror_walk.h"
 
 namespace hmm::model {
 
@@ -142,6 +146,18 @@ void ChangeProtection(Process& p, Vpn start, Vpn end, uint32_t prot) {
   }
 }
 
+// Notifies pid's mirrors of every page of [start, end) inside a VMA whose prot
+// is not `prot` already (mprotect_fixup() returns early on an unchanged VMA,
+// before change_protection() calls the notifier).
+// Mirrors: mm/mprotect.c mprotect_fixup(), change_protection().
+void NotifyProtectionChange(State& s, Pid pid, Vpn start, Vpn end, uint32_t prot) {
+  for (const auto& [key, vma] : s.procs.at(pid).vmas) {
+    if (vma.start < end && start < vma.end && vma.prot != prot) {
+      MmuNotifierInvalidate(s, pid, std::max(start, vma.start), std::min(end, vma.end));
+    }
+  }
+}
+
 }  // namespace
 
 // Mirrors: mm/mprotect.c do_mprotect_pkey().
@@ -162,6 +178,7 @@ Errno Kernel::Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot) {
   const Vpn start = AddrToVpn(addr);
   const Vpn end = AddrToVpn(end_addr);
   if (!RangeCovered(p, start, end)) return Errno::kNoMem;
+  NotifyProtectionChange(s_, pid, start, end, prot);
   SplitVmaAt(p, start);
   SplitVmaAt(p, end);
   ChangeProtection(p, start, end, prot);
@@ -187,6 +204,7 @@ Errno Kernel::MadviseDontneed(Pid pid, uint64_t addr, uint64_t len) {
   Process& p = s_.procs.at(pid);
   const Vpn start = AddrToVpn(addr);
   const Vpn end = AddrToVpn(addr + rounded);
+  MmuNotifierInvalidateMapped(s_, pid, start, end);
   ZapPtes(s_, pid, start, end);
   ReleaseUnreferenced(s_);
   return RangeCovered(p, start, end) ? Errno::kOk : Errno::kNoMem;
@@ -208,7 +226,9 @@ Errno Kernel::Exit(Pid pid) {
   // Every PTE goes in vpn order (exit_mmap() unmaps the VMAs in address
   // order), so device pages log their page_free in that order; then dropping
   // the process unmaps the VMAs. Pins outlive it. PTEs lie below kMaxVpn
-  // (InvPteInsideVma, InvDeviceEntryPrivateVma).
+  // (InvPteInsideVma, InvDeviceEntryPrivateVma). The mirrors are notified of
+  // every VMA first; they stay registered, their pt empty.
+  MmuNotifierInvalidateMapped(s_, pid, Vpn(0), Vpn(kMaxVpn));
   ZapPtes(s_, pid, Vpn(0), Vpn(kMaxVpn));
   s_.procs.erase(pid);
   ReleaseUnreferenced(s_);

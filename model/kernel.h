@@ -184,10 +184,13 @@ struct State {
 
 // Renames pages and objects in order of first use (processes by pid; in each,
 // PTEs by vpn, then its shared VMAs' objects by start, an object's pages by
-// pgoff; then unreached objects; then pins) and resets next_page/next_object
-// to one past the last name, so two states that differ only in naming compare
-// equal. next_pid and next_pin are kept, and so is all of device memory
-// (device pfns, resources, devmems, events, next_devmem). See model/canonical.cc.
+// pgoff; then unreached objects; then pins; then mirrors' pt entries by mirror
+// id and vpn; then open ranges' VALID page entries by range id and index) and
+// resets next_page/next_object to one past the last name, so two states that
+// differ only in naming compare equal. next_pid and next_pin are kept, and so
+// is all of device memory (device pfns, resources, devmems, events,
+// next_devmem) and the mirror and range ids (next_mirror, next_range). See
+// model/canonical.cc.
 State Canonicalize(const State& s);
 
 // Limits shared with impl (docs/model.md).
@@ -246,6 +249,17 @@ class Kernel {
   // faults vpn in for a read or a write. Returns kFault (no VMA, or the VMA
   // forbids the access) or kNoMem (RAM full).
   Errno FaultIn(Pid pid, Vpn vpn, bool write);
+
+  // A fault a range walk found needed at vpn (mirror.cc): kFault when the VMA
+  // lacks PROT_READ, kPerm for a write when it lacks PROT_WRITE, else FaultIn,
+  // any failure of which (a device entry, RAM full) is kFault.
+  Errno HmmDoFault(Pid pid, Vpn vpn, bool write);
+  // The dummy device's fault (dmirror.cc): one page as 6.1's hmm_range_fault()
+  // with dev_private_owner = device; one chunk, stored in the mirror's pt only
+  // if every page succeeds; and [start, end) in chunks of kDmirrorFaultChunk.
+  Errno DmirrorFaultPage(Pid pid, DeviceId device, Vpn vpn, bool write);
+  Errno DmirrorRangeFault(uint64_t mirror, Vpn start, Vpn end, bool write);
+  Errno DmirrorFault(uint64_t mirror, Vpn start, Vpn end, bool write);
 
   State s_;
   uint64_t ram_pages_;

@@ -162,6 +162,7 @@ constexpr unsigned kDevicePfnBits = 46;
 constexpr uint64_t kMaxDevices = 4;          // /dev/hmm_dmirror0..3: device ids 0..3
 constexpr uint64_t kMaxMirrors = 64;         // registered at once
 constexpr uint64_t kMaxDmirrorPages = 1024;  // one ioctl's bounce buffer (HMM_BUFFER_SIZE)
+constexpr uint64_t kMaxRangePages = uint64_t{1} << 20;  // one snapshot/fault range's pfns array (8 MiB)
 constexpr uint64_t kDmirrorFaultChunk = 64;  // lib/test_hmm.c dmirror_fault() pfns[64] (6.1)
 
 // HMM_PFN_* of the seed's snapshot and fault (v18/4.14 include/linux/hmm.h):

@@ -1,0 +1,51 @@
+// File: model/mirror_walk.h
+//
+// What the CPU paths and the mirroring operations share (docs/mirror.md): the
+// mmu notifier that every CPU page-table change calls, and the entry rule of
+// the seed's page-table walk. Private to //model:kernel; defined in mirror.cc.
+
+#ifndef HMMREF_MODEL_MIRROR_WALK_H_
+#define HMMREF_MODEL_MIRROR_WALK_H_
+
+#include "model/kernel.h"
+#include "model/types.h"
+
+namespace hmm::model {
+
+// The notification of a CPU page-table change on [start, end) of process pid:
+// every mirror of pid erases its pt entries in [start, end), and every open
+// range of pid's mirrors that overlaps [start, end) (strictly) becomes invalid,
+// its entries in the overlap zeroed. Touches nothing but mirrors and ranges.
+// Mirrors: mm/hmm.c hmm_invalidate_range() (4.14), lib/test_hmm.c
+// dmirror_do_update() (the mirror's sync_cpu_device_pagetables()).
+void MmuNotifierInvalidate(State& s, Pid pid, Vpn start, Vpn end);
+
+// MmuNotifierInvalidate on every page of [start, end) that lies inside a VMA
+// of pid (munmap, madvise, exit: docs/mirror.md's table).
+// REQUIRES: pid is live.
+void MmuNotifierInvalidateMapped(State& s, Pid pid, Vpn start, Vpn end);
+
+// The entry the walk reports at vpn, by the 4.14 rules: no entry -> EMPTY; the
+// zero page -> VALID|READ?; a page -> VALID|READ?|WRITE?; a device entry ->
+// VALID|DEVICE_UNADDRESSABLE|READ?|WRITE?, whatever device owns it. READ? is
+// the VMA's kProtRead, WRITE? the entry's write bit.
+// REQUIRES: vma holds vpn.
+// Mirrors: mm/hmm.c hmm_vma_walk_pmd() (4.14).
+HmmPfn HmmPfnOf(const Process& p, const Vma& vma, Vpn vpn);
+
+// Whether hmm_vma_fault() (4.14) must fault vpn in: no entry, or a write asked
+// of a read-only entry (the zero page, a COW page, a read-only device entry).
+// Mirrors: mm/hmm.c hmm_vma_walk_pmd() (4.14, its "goto fault" cases).
+bool NeedsFault(const Process& p, Vpn vpn, bool write);
+
+// The device page table entry for a VALID walk entry: the same target, write
+// iff kHmmPfnWrite. REQUIRES: entry has kHmmPfnValid.
+Pte DeviceMapping(const HmmPfn& entry);
+
+// The device that owns device pfn (its devmem's device).
+// REQUIRES: pfn is a page of a live devmem.
+DeviceId OwnerOfDevicePfn(const State& s, uint64_t pfn);
+
+}  // namespace hmm::model
+
+#endif  // HMMREF_MODEL_MIRROR_WALK_H_
