@@ -19,6 +19,7 @@
 #include "impl/pte.h"
 #include "model/types.h"
 #include "solver/lemma.h"
+#include "solver/lemma_test_util.h"
 
 namespace hmm::solver {
 namespace {
@@ -29,27 +30,6 @@ constexpr double kMaxSeconds = 5;
 const std::vector<LemmaWithControl>& Entries() {
   static const auto* entries = new std::vector<LemmaWithControl>(DevmemLemmas());
   return *entries;
-}
-
-std::string Describe(const LemmaResult& r) {
-  return r.name + ": " + LemmaStatusName(r.status) + " in " + std::to_string(r.seconds) +
-         " s (rlimit " + std::to_string(r.rlimit) + ")\n  detail: " + r.detail +
-         "\n  counterexample:\n" + r.counterexample;
-}
-
-// The "field = value" lines of `text`, by field.
-std::map<std::string, std::string> Fields(const std::string& text) {
-  std::map<std::string, std::string> out;
-  size_t begin = 0;
-  while (begin < text.size()) {
-    size_t end = text.find('\n', begin);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(begin, end - begin);
-    const size_t eq = line.find(" = ");
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 3);
-    begin = end + 1;
-  }
-  return out;
 }
 
 // A numeric field ("46", "0x8000000 (2^27)"); fails the test if missing.

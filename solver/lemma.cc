@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "solver/devmem_lemmas.h"
+#include "solver/mirror_lemmas.h"
 #include "solver/prove.h"
 #include "solver/pte_lemmas.h"
 
@@ -22,6 +23,7 @@ const std::vector<LemmaWithControl>& Registry() {
   static const auto* entries = [] {
     auto* out = new std::vector<LemmaWithControl>(PteLemmas());
     for (LemmaWithControl& e : DevmemLemmas()) out->push_back(std::move(e));
+    for (LemmaWithControl& e : MirrorLemmas()) out->push_back(std::move(e));
     return out;
   }();
   return *entries;

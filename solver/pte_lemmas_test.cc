@@ -16,6 +16,7 @@
 
 #include "impl/pte.h"
 #include "solver/lemma.h"
+#include "solver/lemma_test_util.h"
 
 namespace hmm::solver {
 namespace {
@@ -23,12 +24,6 @@ namespace {
 using impl::DecodedPte;
 using impl::pte_t;
 using impl::PteKind;
-
-std::string Describe(const LemmaResult& r) {
-  return r.name + ": " + LemmaStatusName(r.status) + " in " + std::to_string(r.seconds) +
-         " s (rlimit " + std::to_string(r.rlimit) + ")\n  detail: " + r.detail +
-         "\n  counterexample:\n" + r.counterexample;
-}
 
 // The PTE lemmas only: other *_lemmas_test.cc check their own entries.
 const std::vector<LemmaWithControl>& PteEntries() {
