@@ -27,6 +27,12 @@ const char* DefectName(Defect d) {
       return "kForkKeepsDeviceWrite";
     case Defect::kPlacementOverlapsRam:
       return "kPlacementOverlapsRam";
+    case Defect::kNoInvalidateOnMprotect:
+      return "kNoInvalidateOnMprotect";
+    case Defect::kRangeDoneAlwaysValid:
+      return "kRangeDoneAlwaysValid";
+    case Defect::kForkSkipsMirrorInvalidate:
+      return "kForkSkipsMirrorInvalidate";
   }
   return "kUnknownDefect";
 }

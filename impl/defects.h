@@ -22,6 +22,10 @@ enum class Defect {
   kPageFreeTwice,          // a put leaving entries logs page_free; so does the zap that frees
   kForkKeepsDeviceWrite,   // fork copies a write device entry without downgrading it
   kPlacementOverlapsRam,   // default placement starts one section below the limit (over RAM's space)
+  // Mirroring (docs/mirror.md):
+  kNoInvalidateOnMprotect,     // mprotect notifies nothing: mirrors keep stale (write) entries
+  kRangeDoneAlwaysValid,       // range_done says valid after an overlapping invalidation
+  kForkSkipsMirrorInvalidate,  // fork write-protects the parent without notifying its mirrors
 };
 
 const char* DefectName(Defect d);
@@ -32,6 +36,8 @@ constexpr Defect kAllDefects[] = {
     Defect::kCowNotBroken,    Defect::kZeroPageWrittenInPlace, Defect::kMunmapLeaksRef,
     Defect::kMprotectKeepsWrite, Defect::kForkCopiesSharedPtes, Defect::kPageFreeTwice,
     Defect::kForkKeepsDeviceWrite, Defect::kPlacementOverlapsRam,
+    Defect::kNoInvalidateOnMprotect, Defect::kRangeDoneAlwaysValid,
+    Defect::kForkSkipsMirrorInvalidate,
 };
 
 #ifdef HMMREF_SEEDED_DEFECTS

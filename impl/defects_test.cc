@@ -1,8 +1,9 @@
 // File: impl/defects_test.cc
 //
 // Each seeded defect is reachable and changes what an operation does; all
-// but the two harmless ones (kForkCopiesSharedPtes, kForkKeepsDeviceWrite)
-// also break the representation invariant. The property
+// but the harmless ones (kForkCopiesSharedPtes, kForkKeepsDeviceWrite and the
+// three mirroring defects, whose damage is abstract state) also break the
+// representation invariant. The property
 // suites (props/defects_test.cc) must find them through the model; this test
 // only proves the hooks are wired.
 
@@ -10,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,12 @@ TEST_F(DefectsTest, NamesAreTheEnumerators) {
   EXPECT_STREQ(DefectName(Defect::kPageFreeTwice), "kPageFreeTwice");
   EXPECT_STREQ(DefectName(Defect::kForkKeepsDeviceWrite), "kForkKeepsDeviceWrite");
   EXPECT_STREQ(DefectName(Defect::kPlacementOverlapsRam), "kPlacementOverlapsRam");
+  EXPECT_STREQ(DefectName(Defect::kNoInvalidateOnMprotect), "kNoInvalidateOnMprotect");
+  EXPECT_STREQ(DefectName(Defect::kRangeDoneAlwaysValid), "kRangeDoneAlwaysValid");
+  EXPECT_STREQ(DefectName(Defect::kForkSkipsMirrorInvalidate), "kForkSkipsMirrorInvalidate");
+  Defect parsed;
+  ASSERT_TRUE(ParseDefect("ForkSkipsMirrorInvalidate", &parsed));
+  EXPECT_EQ(parsed, Defect::kForkSkipsMirrorInvalidate);
   EXPECT_FALSE(DefectActive(Defect::kCowNotBroken));
   SetSeededDefect(Defect::kCowNotBroken);
   EXPECT_TRUE(DefectActive(Defect::kCowNotBroken));
@@ -180,6 +188,87 @@ TEST_F(DefectsTest, WithoutADefectTheDeviceStepsAreClean) {
   EXPECT_EQ(PageFreeEvents(k), 1u);
   ASSERT_EQ(k.DevicePagePut(pfn), Errno::kOk);
   EXPECT_EQ(PageFreeEvents(k), 2u);
+  EXPECT_TRUE(k.RepInvariant().empty());
+}
+
+// --- Mirroring (docs/mirror.md) ---
+
+// The mirror's pt entry at addr, if any.
+std::optional<PteInfo> MirrorPteAt(const Kernel& k, uint64_t addr) {
+  for (const MirrorInfo& m : k.Mirrors()) {
+    for (const PteInfo& p : m.pt) {
+      if (p.vpn == addr / kPageSize) return p;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_F(DefectsTest, NoInvalidateOnMprotectLeavesTheDeviceWritable) {
+  SetSeededDefect(Defect::kNoInvalidateOnMprotect);
+  Kernel k;
+  Pid p = k.CreateProcess().value;
+  uint64_t a = k.Mmap(p, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t mirror = k.HmmMirrorRegister(DeviceId(0), p).value;
+  ASSERT_EQ(k.CpuWrite(p, a, {1}), Errno::kOk);
+  ASSERT_TRUE(k.DmirrorRead(mirror, a, 1).ok());
+  uint64_t range = k.HmmVmaGetPfns(mirror, a, 1).value;
+  ASSERT_EQ(k.Mprotect(p, a, kPageSize, kProtRead), Errno::kOk);
+  EXPECT_FALSE(k.Ptes(p)[0].write);
+  EXPECT_TRUE(MirrorPteAt(k, a)->write) << "the device still writes the page";
+  EXPECT_TRUE(k.HmmVmaRangeDone(range).value) << "nothing marked the range";
+  EXPECT_TRUE(k.RepInvariant().empty()) << "only the model sees it";
+}
+
+TEST_F(DefectsTest, RangeDoneAlwaysValidHidesTheInvalidation) {
+  SetSeededDefect(Defect::kRangeDoneAlwaysValid);
+  Kernel k;
+  Pid p = k.CreateProcess().value;
+  uint64_t a = k.Mmap(p, 0, 2 * kPageSize, kRW, kMapPrivate).value;
+  uint64_t mirror = k.HmmMirrorRegister(DeviceId(0), p).value;
+  uint64_t range = k.HmmVmaGetPfns(mirror, a, 2).value;
+  ASSERT_EQ(k.Munmap(p, a, kPageSize), Errno::kOk);
+  EXPECT_FALSE(k.Ranges()[0].valid);
+  EXPECT_TRUE(k.HmmVmaRangeDone(range).value);
+  ASSERT_EQ(k.CpuWrite(p, a + kPageSize, {1}), Errno::kOk);
+  range = k.HmmVmaGetPfns(mirror, a + kPageSize, 1).value;
+  ASSERT_EQ(k.Munmap(p, a + kPageSize, kPageSize), Errno::kOk);
+  EXPECT_EQ(k.DmirrorCommit(range).value, true) << "the commit goes ahead";
+  EXPECT_TRUE(k.RepInvariant().empty()) << "only the model sees it";
+}
+
+TEST_F(DefectsTest, ForkSkipsMirrorInvalidateLeavesTheDeviceWritable) {
+  SetSeededDefect(Defect::kForkSkipsMirrorInvalidate);
+  Kernel k;
+  Pid parent = k.CreateProcess().value;
+  uint64_t a = k.Mmap(parent, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t mirror = k.HmmMirrorRegister(DeviceId(0), parent).value;
+  ASSERT_EQ(k.CpuWrite(parent, a, {1}), Errno::kOk);
+  ASSERT_TRUE(k.DmirrorRead(mirror, a, 1).ok());
+  Pid child = k.Fork(parent).value;
+  EXPECT_FALSE(k.Ptes(parent)[0].write);
+  EXPECT_TRUE(MirrorPteAt(k, a)->write) << "the device writes a page the child shares";
+  ASSERT_EQ(k.DmirrorWrite(mirror, a, std::vector<uint8_t>(kPageSize, 2)).value.faults, 0u);
+  EXPECT_EQ(k.CpuRead(child, a, 1).value, std::vector<uint8_t>{2});
+  EXPECT_TRUE(k.RepInvariant().empty()) << "only the model sees it";
+}
+
+TEST_F(DefectsTest, WithoutADefectTheMirrorStepsAreClean) {
+  Kernel k;
+  Pid parent = k.CreateProcess().value;
+  uint64_t a = k.Mmap(parent, 0, kPageSize, kRW, kMapPrivate).value;
+  uint64_t mirror = k.HmmMirrorRegister(DeviceId(0), parent).value;
+  ASSERT_EQ(k.CpuWrite(parent, a, {1}), Errno::kOk);
+  ASSERT_TRUE(k.DmirrorRead(mirror, a, 1).ok());
+  uint64_t range = k.HmmVmaGetPfns(mirror, a, 1).value;
+  ASSERT_EQ(k.Mprotect(parent, a, kPageSize, kProtRead), Errno::kOk);
+  EXPECT_FALSE(MirrorPteAt(k, a).has_value());
+  EXPECT_FALSE(k.HmmVmaRangeDone(range).value);
+  ASSERT_EQ(k.Mprotect(parent, a, kPageSize, kRW), Errno::kOk);
+  ASSERT_TRUE(k.DmirrorRead(mirror, a, 1).ok());
+  Pid child = k.Fork(parent).value;
+  EXPECT_FALSE(MirrorPteAt(k, a).has_value());
+  ASSERT_EQ(k.DmirrorWrite(mirror, a, std::vector<uint8_t>(kPageSize, 2)).value.faults, 1u);
+  EXPECT_EQ(k.CpuRead(child, a, 1).value, std::vector<uint8_t>{1});
   EXPECT_TRUE(k.RepInvariant().empty());
 }
 

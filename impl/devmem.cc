@@ -7,6 +7,7 @@
 #include "impl/devmem.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace hmm::impl {
@@ -62,7 +63,23 @@ uint64_t Devmem::TakePage(uint64_t idx) {
   // +1: the driver's hold (get_page()); 1 -> 2 only under lock.
   pg.refcount.fetch_add(1, std::memory_order_acq_rel);
   hint_ = idx + 1;  // idx was the lowest free page
+  contents_.erase(first_pfn + idx);  // zero at each allocation
   return first_pfn + idx;
+}
+
+void Devmem::ReadContents(uint64_t pfn, uint8_t* out) const {
+  auto it = contents_.find(pfn);
+  if (it == contents_.end()) {
+    std::memset(out, 0, kPageSize);
+  } else {
+    std::memcpy(out, it->second.get(), kPageSize);
+  }
+}
+
+void Devmem::WriteContents(uint64_t pfn, const uint8_t* in) {
+  std::unique_ptr<uint8_t[]>& data = contents_[pfn];
+  if (!data) data.reset(new uint8_t[kPageSize]);
+  std::memcpy(data.get(), in, kPageSize);
 }
 
 std::optional<uint64_t> Devmem::AllocPage() {

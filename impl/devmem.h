@@ -27,13 +27,16 @@
 // page_free ran exactly once per allocation (InvDevicePageFreeOncePerAllocation),
 // and Devmems() reports it as the model's DevicePage::allocations.
 //
-// Device memory contents (4 KiB a page) are not represented: nothing reads or
-// writes them until migration exists, which will allocate them per page.
+// Device memory contents (4 KiB a page; docs/mirror.md): what the dummy
+// device reads and writes through a mirror's device page table. Stored per
+// page on first write, absent (zeros) otherwise, and dropped at each
+// allocation, so a page reads as zeros after DevicePageAlloc. Not metadata:
+// MetadataBytes() leaves them out.
 //
 // Thread safety
 //   id, device, first_pfn, npages and ops are constant. `lock` (the driver's
 //   allocator lock) guards the free bitmap, the memmap's growth, flags,
-//   allocations and page_frees, and every refcount move between 1 and 2
+//   allocations, page_frees and the contents, and every refcount move between 1 and 2
 //   (allocation 1 -> 2; the put that frees, 2 -> 1). Other refcount and
 //   mapcount changes are lock-free atomics on a page the caller holds a
 //   reference to (an entry or the driver's hold), which keeps the page
@@ -63,6 +66,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "impl/kernel.h"
@@ -144,6 +148,11 @@ class Devmem {
   // this object. REQUIRES: lock.
   size_t MetadataBytes() const;
 
+  // The page's 4 KiB of contents (zeros if never written since its last
+  // allocation). REQUIRES: lock; Contains(pfn).
+  void ReadContents(uint64_t pfn, uint8_t* out) const;
+  void WriteContents(uint64_t pfn, const uint8_t* in);
+
  private:
   static constexpr uint64_t kChunkWords = kChunkPages / 64;
   struct Chunk {
@@ -166,6 +175,7 @@ class Devmem {
   uint64_t dir_capacity_ = 0;                    // guarded by lock
   uint64_t hint_ = 0;                            // guarded by lock (invariant 4)
   uint64_t page_frees_ = 0;                      // guarded by lock
+  std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> contents_;  // by pfn; guarded by lock
 };
 
 // The live regions (mm/hmm.c's devmems, plus kernel/memremap.c's pgmap_radix

@@ -2,7 +2,8 @@
 //
 // Fork: the child gets a copy of every VMA; private pages are shared
 // copy-on-write, pinned ones copied (mm/memory.c page_needs_cow_for_dma()),
-// device-private entries copied read-only (device_entry.cc).
+// device-private entries copied read-only (device_entry.cc). The parent's
+// mirrors hear of every private VMA (docs/mirror.md), around the copy.
 
 #include <cassert>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "impl/defects.h"
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
+#include "impl/mirror.h"
 
 namespace hmm::impl {
 namespace {
@@ -104,24 +106,54 @@ void DupVma(KernelState& ks, const Vma& vma, Process& parent, Process& child,
   });
 }
 
+// The child's copies of pinned pages, allocated before anything changes;
+// false (nothing allocated) when RAM runs out. REQUIRES: parent's mmap_lock (write).
+bool PreparePinnedCopies(KernelState& ks, const Process& parent, PinnedCopies* copies) {
+  {
+    std::lock_guard<std::mutex> parent_ptl(parent.ptl);
+    copies->vpns = PinnedVpns(ks, parent);
+  }
+  for (size_t n = 0; n < copies->vpns.size(); ++n) {
+    std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
+    if (!pfn) {
+      for (uint64_t page : copies->pages) ks.pages.PutPage(page);
+      return false;
+    }
+    copies->pages.push_back(*pfn);
+  }
+  return true;
+}
+
+// Mirrors: mm/memory.c copy_page_range()'s mmu notifier bracket, which only
+// a COW mapping gets: every private VMA of the parent (unless the seeded
+// defect kForkSkipsMirrorInvalidate). start selects the half.
+void NotifyPrivateVmas(KernelState& ks, Process& parent, bool start) {
+  if (DefectActive(Defect::kForkSkipsMirrorInvalidate)) return;
+  for (const auto& [addr, vma] : parent.vmas) {
+    if (vma.shared) continue;
+    if (start) {
+      MmuNotifierInvalidateRangeStart(ks, parent, vma.start, vma.end);
+    } else {
+      MmuNotifierInvalidateRangeEnd(ks, parent, vma.start, vma.end);
+    }
+  }
+}
+
 }  // namespace
 
 Errno DupMmap(KernelState& ks, Process& parent, Process& child) {
-  std::lock_guard<std::mutex> parent_ptl(parent.ptl);
-  std::lock_guard<std::mutex> child_ptl(child.ptl);
   PinnedCopies copies;
-  copies.vpns = PinnedVpns(ks, parent);
-  for (size_t n = 0; n < copies.vpns.size(); ++n) {
-    std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
-    // Is there RAM for every copy? Else nothing has changed yet.
-    if (!pfn) {
-      for (uint64_t page : copies.pages) ks.pages.PutPage(page);
-      return Errno::kNoMem;
-    }
-    copies.pages.push_back(*pfn);
+  // Is there RAM for every copy? Else nothing has changed yet (no notification either).
+  if (!PreparePinnedCopies(ks, parent, &copies)) return Errno::kNoMem;
+  // The mmap_lock (write) keeps the PTEs as PinnedVpns saw them meanwhile.
+  NotifyPrivateVmas(ks, parent, /*start=*/true);
+  {
+    std::lock_guard<std::mutex> parent_ptl(parent.ptl);
+    std::lock_guard<std::mutex> child_ptl(child.ptl);
+    const VmaTree& vmas = parent.vmas;
+    for (const auto& [start, vma] : vmas) DupVma(ks, vma, parent, child, &copies);
   }
-  const VmaTree& vmas = parent.vmas;
-  for (const auto& [start, vma] : vmas) DupVma(ks, vma, parent, child, &copies);
+  NotifyPrivateVmas(ks, parent, /*start=*/false);
   assert(copies.next == copies.vpns.size() && copies.pages.empty());
   return Errno::kOk;
 }

@@ -17,7 +17,11 @@
 //   write for the VMA operations, fork and exit), its page-table lock, page
 //   locks, shmem object locks and the zone lock; device memory adds the devmem
 //   table lock, per-region allocator locks, the resource lock and the event
-//   log's lock, all below the page-table lock. RepInvariant() and
+//   log's lock, all below the page-table lock; mirroring adds each process's
+//   mirror-list lock and each mirror's update lock (between the mmap_lock
+//   and the page-table lock: CPU operations call the mirrors under the
+//   mmap_lock, never under the page-table lock), the id tables' lock and
+//   each process's range lock (a leaf). RepInvariant() and
 //   MetadataBytesPerMappedPage() wait until no operation is in flight
 //   (stop_machine()), so they see one consistent state; the other
 //   introspection calls are each consistent on their own, and consistent

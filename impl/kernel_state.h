@@ -1,8 +1,9 @@
 // File: impl/kernel_state.h
 //
 // Everything behind impl::Kernel: the struct-page array, the process table,
-// the shmem object table, the pin registry, and device memory (the iomem
-// resources, the devmem regions, the callback log), plus the internal entry
+// the shmem object table, the pin registry, device memory (the iomem
+// resources, the devmem regions, the callback log) and the mirror and range
+// tables (impl/mirror.h), plus the internal entry
 // points the operation files (mmap.cc, mremap.cc, fault.cc, fork.cc, gup.cc,
 // device_entry.cc) share. Internal to impl/.
 //
@@ -15,10 +16,31 @@
 //        also write-locks the child's, after the parent's: the child is not
 //        yet in the table, so no other thread can hold it (the kernel's
 //        dup_mmap() nests the child's mmap_lock the same way);
+//     2a. the process's Hmm::mirrors_sem (impl/mirror.h: its mirror list):
+//         shared by the mmu notifier while it calls the mirrors; exclusive
+//         by HmmMirrorRegister (under the mmap_lock, write) and by
+//         HmmMirrorUnregister (alone);
+//     2b. a Mirror::update_lock (the dummy device's mutex over its pt), one
+//         at a time: under mirrors_sem in the notifier, alone in a commit,
+//         a dmirror copy and the driver fault's store;
 //     3. a ShmemObject::lock (impl/shmem.h);
 //     4. a process's ptl (mm->page_table_lock), parent's before child's;
 //     5. a page lock (impl/page.h), one at a time;
 //     6. the zone lock (impl/page.h).
+//   The mmu notifier (MmuNotifierRange, impl/mirror.h) runs under the
+//   mmap_lock (write: munmap, MAP_FIXED, mprotect, madvise, mremap, fork,
+//   exit; read: a COW break in a fault) and never under a ptl, page lock or
+//   shmem lock: the write fault decides a COW copy under the ptl and the page
+//   lock, drops both, notifies, re-takes the ptl and checks the PTE is
+//   unchanged (mm/memory.c wp_page_copy()'s pte_same()), retrying the fault
+//   otherwise. So update_lock (2b) is never wanted by a thread holding a ptl
+//   or a page lock, while a dmirror copy holding update_lock takes page locks
+//   (5) and devmems_lock (4a): no cycle.
+//   Mirror bookkeeping below those: mirrors_lock (the mirror and range id
+//   tables) under update_lock (a commit's range_done) or under mirrors_sem
+//   (registration); Hmm::lock (its range list and every range's valid and
+//   entries) is a leaf, taken under a ptl (a walk fills a range), under
+//   mirrors_lock or under update_lock, and after devmems_lock when both.
 //   Device memory (impl/devmem.h) nests below the ptl: a zap, fork, fault or
 //   entry install meets a device-private entry with the ptl held. It never
 //   meets a page lock or the zone lock (a device page is not RAM):
@@ -32,7 +54,7 @@
 //         a fault under a ptl and devmems_lock.
 //   Leaf locks, under which nothing else is taken: tasklist_lock (process
 //   table), objects_lock (object table), pins_lock (pin registry), zone lock,
-//   resource_lock, the event log's lock.
+//   resource_lock, the event log's lock, Hmm::lock.
 //
 //   A Process is shared_ptr-owned: an operation looks it up under
 //   tasklist_lock, drops that lock, then takes its mmap_lock and checks
@@ -48,6 +70,8 @@
 //      and holds one reference and one mapcount on it (impl/devmem.h).
 //   5. Every devmem has its device resource, and the resources are disjoint
 //      (impl/resource.h).
+//   6. mirrors.size() <= kMaxMirrors; the mirror and range tables agree with
+//      the per-process Hmm lists (impl/mirror.h invariants 1, 2, 4).
 
 #ifndef HMMREF_IMPL_KERNEL_STATE_H_
 #define HMMREF_IMPL_KERNEL_STATE_H_
@@ -61,6 +85,7 @@
 
 #include "impl/devmem.h"
 #include "impl/kernel.h"
+#include "impl/mirror.h"
 #include "impl/page.h"
 #include "impl/page_table.h"
 #include "impl/resource.h"
@@ -77,6 +102,9 @@ struct Process {
   VmaTree vmas;          // guarded by mmap_lock
   mutable std::mutex ptl;
   PageTable pgtable;     // guarded by ptl
+  // Mirroring (impl/mirror.h): made by the first HmmMirrorRegister, kept
+  // until the Process goes. Guarded by mmap_lock (set in write mode).
+  std::shared_ptr<Hmm> hmm;
 };
 
 class KernelState {
@@ -109,6 +137,14 @@ class KernelState {
 
   DeviceEventLog events;  // its own leaf lock
 
+  // Mirroring (impl/mirror.h): the id tables of registered mirrors and open
+  // public ranges.
+  mutable std::mutex mirrors_lock;
+  std::map<uint64_t, std::shared_ptr<Mirror>> mirrors;  // guarded by mirrors_lock
+  std::map<uint64_t, std::shared_ptr<HmmRange>> ranges;  // guarded by mirrors_lock
+  uint64_t next_mirror = 1;                              // guarded by mirrors_lock
+  uint64_t next_range = 1;                               // guarded by mirrors_lock
+
   // The live process with this pid, or nullptr. Takes tasklist_lock.
   std::shared_ptr<Process> FindProcess(Pid pid) const;
 };
@@ -124,6 +160,8 @@ class MmapLockGuard {
   MmapLockGuard& operator=(const MmapLockGuard&) = delete;
 
   Process* proc() const { return live_ ? proc_.get() : nullptr; }
+  // The same, owned (a mirror keeps its mm).
+  std::shared_ptr<Process> shared() const { return live_ ? proc_ : nullptr; }
 
  private:
   std::shared_ptr<Process> proc_;

@@ -2,7 +2,10 @@
 //
 // The VMA operations that take the mmap_lock in write mode and may change
 // many PTEs: Mmap, Munmap, Mprotect, MadviseDontneed, and the unmap path
-// (DoMunmap, ZapPageRange) that Mremap, Fork's undo and Exit reuse.
+// (DoMunmap, ZapPageRange) that Mremap, Fork's undo and Exit reuse. The mmu
+// notifier hooks (docs/mirror.md): ZapPageRange brackets every zap (munmap,
+// MAP_FIXED, madvise, mremap's unmaps, exit); Mprotect brackets each VMA
+// whose protection changes.
 
 #include <algorithm>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include "impl/defects.h"
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
+#include "impl/mirror.h"
 
 namespace hmm::impl {
 namespace {
@@ -52,6 +56,8 @@ void ChangePteRange(Process& p, const Vma& vma) {
 }  // namespace
 
 void ZapPageRange(KernelState& ks, Process& p, uint64_t start, uint64_t end, bool leak_refs) {
+  // Mirrors: mm/memory.c zap_page_range_single()'s mmu_notifier_invalidate_range_start()/_end().
+  MmuNotifierRange notify(ks, p, start, end);
   std::lock_guard<std::mutex> ptl(p.ptl);
   // In ascending address order, so a zap's page_free events are too.
   p.pgtable.ForEachLeaf(AddrVpn(start), AddrVpn(end), [&](uint64_t, pte_t& e) {
@@ -176,8 +182,14 @@ Errno Kernel::Mprotect(Pid pid, uint64_t addr, uint64_t len, uint32_t prot) {
   p->vmas.Split(end);
   for (auto it = p->vmas.FirstEndingAfter(addr); it != p->vmas.end() && it->second.start < end;
        ++it) {
-    it->second.prot = prot;
-    ChangePteRange(*p, it->second);
+    Vma& vma = it->second;
+    // Is the protection unchanged? (mprotect_fixup() returns early)
+    if (vma.prot == prot) continue;
+    // Mirrors: mm/mprotect.c change_protection()'s mmu notifier bracket.
+    bool notify = !DefectActive(Defect::kNoInvalidateOnMprotect);
+    MmuNotifierRange range(*st_, *p, notify ? vma.start : 0, notify ? vma.end : 0);
+    vma.prot = prot;
+    ChangePteRange(*p, vma);
   }
   return Errno::kOk;
 }

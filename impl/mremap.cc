@@ -10,6 +10,7 @@
 
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
+#include "impl/mirror.h"
 
 namespace hmm::impl {
 namespace {
@@ -52,6 +53,9 @@ void MoveVma(KernelState& ks, Process& p, uint64_t old_addr, uint64_t old_len, u
     ShmemGetObject(*dst.object);  // +1: the new VMA, before the old one goes
   }
   p.vmas.Insert(std::move(dst));
+  // Mirrors: mm/mremap.c move_page_tables()'s mmu notifier bracket over the
+  // old range (the unmap after it notifies again: nothing is left to tell).
+  MmuNotifierRange notify(ks, p, old_addr, old_addr + old_len);
   MovePtes(p, old_addr, old_len, new_addr);
   DoMunmap(ks, p, old_addr, old_addr + old_len);
 }

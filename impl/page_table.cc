@@ -2,22 +2,38 @@
 
 #include "impl/page_table.h"
 
+#include <algorithm>
 #include <cassert>
+#include <new>
 
 namespace hmm::impl {
 
-PageTable::PageTable() : pgd_(new TablePage), nr_tables_(1) {}
+PageTable::PageTable() : pgd_(AllocTable()), nr_tables_(1) {}
 
-PageTable::~PageTable() { FreeAll(pgd_, kTableLevels - 1); }
-
-void PageTable::FreeAll(TablePage* t, unsigned level) {
-  if (level > 0) {
-    for (pte_t e : t->e) {
-      if (e != 0) FreeAll(Child(e), level - 1);
-    }
-  }
-  delete t;
+PageTable::~PageTable() {
+  // Every table lives in a slab: freeing the slabs frees them all.
+  for (TablePage* slab : slabs_) ::operator delete(slab, std::align_val_t(kTableBytes));
 }
+
+TablePage* PageTable::AllocTable() {
+  TablePage* t;
+  if (!free_.empty()) {
+    t = free_.back();
+    free_.pop_back();
+  } else {
+    if (slab_used_ == slab_size_) {
+      // The next slab, twice the last (kMinSlabTables .. kMaxSlabTables tables).
+      slab_size_ = slabs_.empty() ? kMinSlabTables : std::min(2 * slab_size_, kMaxSlabTables);
+      void* raw = ::operator new(slab_size_ * sizeof(TablePage), std::align_val_t(kTableBytes));
+      slabs_.push_back(static_cast<TablePage*>(raw));
+      slab_used_ = 0;
+    }
+    t = slabs_.back() + slab_used_++;
+  }
+  return new (t) TablePage();  // zeroed, as __GFP_ZERO gives it
+}
+
+void PageTable::FreeTable(TablePage* t) { free_.push_back(t); }
 
 pte_t PageTable::Get(uint64_t vpn) const {
   const TablePage* t = pgd_;
@@ -45,7 +61,7 @@ pte_t* PageTable::WalkAlloc(uint64_t vpn) {
     pte_t& e = t->e[(vpn >> Shift(level)) % kPtrsPerTable];
     if (e == 0) {
       // Mirrors: mm/memory.c __pmd_alloc() / __pte_alloc() then pmd_populate().
-      auto* table = new TablePage;
+      TablePage* table = AllocTable();
       ++nr_tables_;
       e = static_cast<pte_t>(reinterpret_cast<uintptr_t>(table)) | kTableBits;
     }
@@ -68,7 +84,7 @@ bool PageTable::FreeEmpty(TablePage* t, unsigned level, uint64_t base, uint64_t 
       pte_t& e = t->e[i];
       if (e == 0) continue;
       if (FreeEmpty(Child(e), level - 1, base + i * step, start, end)) {
-        delete Child(e);
+        FreeTable(Child(e));
         --nr_tables_;
         e = 0;
       }

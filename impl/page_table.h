@@ -11,7 +11,8 @@
 // Table pages come from the C++ heap, not from the RAM of impl/page.h:
 // docs/model.md counts only data pages against ram_pages. They are allocated
 // on demand by WalkAlloc (mm/memory.c __pte_alloc()) and freed by
-// FreeEmptyTables (mm/memory.c free_pgtables()) once they hold no entry.
+// FreeEmptyTables (mm/memory.c free_pgtables()) once they hold no entry,
+// from and to the PageTable's own slabs (AllocTable), which go with it.
 //
 // Thread safety
 //   Not synchronized. The owning process's page-table lock (ptl, see
@@ -76,6 +77,17 @@ class PageTable {
     Walk(pgd_, kTableLevels - 1, 0, start, end, g);
   }
 
+  // Calls f(vpn, const pte_t* leaves, uint64_t n) for consecutive runs that
+  // cover [start, end) exactly, in ascending vpn: `leaves` points at the n
+  // leaf slots of vpn .. vpn + n - 1 inside one PTE table, or is nullptr
+  // where no PTE table covers the run (every entry none). One call per leaf
+  // table, so a caller scans leaves as plain arrays (mm/pagewalk.c
+  // walk_pmd_range() with its pte_hole callback).
+  template <typename F>
+  void ForEachLeafRun(uint64_t start, uint64_t end, F&& f) const {
+    if (start < end) WalkRuns(pgd_, kTableLevels - 1, 0, start, end, f);
+  }
+
   // Mirrors: mm/memory.c free_pgtables(): frees every table below the PGD that
   // covers part of [start, end) and holds no entry.
   void FreeEmptyTables(uint64_t start, uint64_t end);
@@ -110,10 +122,45 @@ class PageTable {
       }
     }
   }
+  // ForEachLeafRun's descent: table t (at `level` >= 1, mapping vpns from
+  // `base`), entries intersecting [start, end).
+  template <typename F>
+  static void WalkRuns(const TablePage* t, unsigned level, uint64_t base, uint64_t start,
+                       uint64_t end, F& f) {
+    uint64_t step = uint64_t{1} << Shift(level);
+    unsigned first = start > base ? static_cast<unsigned>((start - base) >> Shift(level)) : 0;
+    for (unsigned i = first; i < kPtrsPerTable; ++i) {
+      uint64_t lo = base + i * step;
+      if (lo >= end) return;
+      uint64_t from = lo > start ? lo : start;
+      uint64_t to = lo + step < end ? lo + step : end;
+      pte_t e = t->e[i];
+      if (e == 0) {
+        f(from, static_cast<const pte_t*>(nullptr), to - from);
+      } else if (level == 1) {
+        f(from, static_cast<const pte_t*>(&Child(e)->e[from - lo]), to - from);
+      } else {
+        WalkRuns(Child(e), level - 1, lo, start, end, f);
+      }
+    }
+  }
   bool FreeEmpty(TablePage* t, unsigned level, uint64_t base, uint64_t start, uint64_t end);
-  void FreeAll(TablePage* t, unsigned level);
   uint64_t CheckTable(const TablePage* t, unsigned level, const std::string& who,
                       std::vector<std::string>* out) const;
+
+  // Mirrors: mm/memory.c __pte_alloc() -> pte_alloc_one() (a zeroed page) and
+  // pte_free(). Tables come from slabs of consecutive pages, so the tables of
+  // a range populated in order lie in order in memory, as the kernel's table
+  // pages sit in its huge-page direct map: a walk reads them as one stream.
+  TablePage* AllocTable();
+  void FreeTable(TablePage* t);
+
+  static constexpr uint64_t kMinSlabTables = 4;
+  static constexpr uint64_t kMaxSlabTables = 512;  // 2 MiB
+  std::vector<TablePage*> slabs_;  // each slab_size_-ish tables; freed with the PageTable
+  std::vector<TablePage*> free_;   // freed tables, reused first
+  uint64_t slab_size_ = 0;         // tables in slabs_.back()
+  uint64_t slab_used_ = 0;         // tables handed out of slabs_.back()
 
   TablePage* pgd_;
   uint64_t nr_tables_ = 0;

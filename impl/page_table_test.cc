@@ -91,5 +91,58 @@ TEST(PageTableTest, FreeEmptyTablesKeepsTablesOutsideTheRange) {
   ExpectWellFormed(pt);
 }
 
+// ForEachLeafRun covers the range exactly, one call per leaf table or hole.
+TEST(PageTableTest, ForEachLeafRunCoversTheRangeInRuns) {
+  PageTable pt;
+  const std::vector<uint64_t> vpns = {3, 511, 512, 1000, uint64_t{1} << 27};
+  for (uint64_t vpn : vpns) *pt.WalkAlloc(vpn) = MakePresentPte(vpn, false, false, true, false);
+  struct Run {
+    uint64_t vpn, n;
+    bool table;
+  };
+  std::vector<Run> runs;
+  std::vector<uint64_t> seen;
+  const uint64_t start = 2, end = (uint64_t{1} << 27) + 10;
+  pt.ForEachLeafRun(start, end, [&](uint64_t vpn, const pte_t* leaves, uint64_t n) {
+    runs.push_back({vpn, n, leaves != nullptr});
+    for (uint64_t i = 0; leaves != nullptr && i < n; ++i) {
+      if (leaves[i] != 0) seen.push_back(vpn + i);
+    }
+  });
+  EXPECT_EQ(seen, vpns);
+  uint64_t at = start;
+  for (const Run& r : runs) {
+    EXPECT_EQ(r.vpn, at) << "no gap, no overlap";
+    EXPECT_GT(r.n, 0u);
+    if (r.table) {
+      EXPECT_LE(r.vpn % 512 + r.n, 512u) << "a table run stays in its table";
+    }
+    at += r.n;
+  }
+  EXPECT_EQ(at, end);
+  EXPECT_TRUE(runs[0].table && runs[0].vpn == 2 && runs[0].n == 510);
+  EXPECT_TRUE(runs[1].table && runs[1].n == 512);
+  EXPECT_FALSE(runs[2].table) << "a hole between the PMD's tables";
+  // A hole is one run per empty entry of the tables on the way, whatever its
+  // span: here the PMD's and the PUD's empty entries.
+  EXPECT_EQ(runs.size(), 2u + 510u + 511u + 1u);
+  EXPECT_EQ(runs.back().n, 10u);
+}
+
+// Freed tables are reused and every slab goes with the table.
+TEST(PageTableTest, TablesAreReusedAfterFree) {
+  PageTable pt;
+  for (int round = 0; round < 3; ++round) {
+    for (uint64_t vpn = 0; vpn < 64 * 512; vpn += 512) {
+      *pt.WalkAlloc(vpn) = MakePresentPte(1, false, false, true, false);
+    }
+    EXPECT_EQ(pt.nr_tables(), 3u + 64u);
+    pt.ForEachLeaf(0, kMaxVpn, [](uint64_t, pte_t& e) { e = 0; });
+    pt.FreeEmptyTables(0, kMaxVpn);
+    EXPECT_EQ(pt.nr_tables(), 1u);
+    ExpectWellFormed(pt);
+  }
+}
+
 }  // namespace
 }  // namespace hmm::impl

@@ -2,7 +2,8 @@
 //
 // The representation invariant: impl-only facts that the abstraction
 // function does not see (refcounts, mapcounts, the free list, page-table
-// shape; device pages' counts and free bitmaps, the resource map). Runs
+// shape; device pages' counts and free bitmaps, the resource map; the
+// mirror and range tables, mirror_introspect.cc). Runs
 // with every operation excluded (quiesce held exclusively, as stop_machine()
 // would), so the counts it sums are one consistent snapshot. Each violation
 // is one line "Inv<Subject><Property>: where: values".
@@ -17,6 +18,7 @@
 
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
+#include "impl/mirror.h"
 
 namespace hmm::impl {
 namespace {
@@ -340,7 +342,9 @@ std::vector<std::string> Kernel::RepInvariant() const {
   checker.CheckPins();
   checker.CheckPages();
   checker.CheckDevmems();
-  return checker.Take();
+  std::vector<std::string> lines = checker.Take();
+  CheckMirrorsRep(*st_, &lines);
+  return lines;
 }
 
 double Kernel::MetadataBytesPerMappedPage() const {

@@ -1,0 +1,97 @@
+// File: impl/mmu_notifier.cc
+//
+// The mmu notifier as HMM uses it (docs/mirror.md, "Invalidation"): every
+// CPU page-table change of a mirrored mm brackets itself with
+// MmuNotifierInvalidateRangeStart/End; HMM then marks the overlapping open
+// ranges invalid (zeroing their overlap) and calls each mirror's
+// sync_cpu_device_pagetables(), which is the dummy device's invalidate.
+//
+// Where: the 4.14 seed (Profile::kV18) did both in invalidate_range_end,
+// after the CPU change (mm/hmm.c hmm_invalidate_range_end() ->
+// hmm_invalidate_range()); upstream moved them to invalidate_range_start
+// (the default profile), before the change, and from then a range
+// registered while an invalidation is in flight cannot be trusted: it is
+// registered invalid when it overlaps one (Hmm::active), as later kernels'
+// hmm->notifiers count made it wait. Sequentially the two give the same
+// results.
+
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+
+#include "impl/kernel_state.h"
+#include "impl/mirror.h"
+
+namespace hmm::impl {
+namespace {
+
+bool Overlaps(uint64_t s, uint64_t e, uint64_t start, uint64_t end) {
+  return s < end && start < e;
+}
+
+// Mirrors: 4.14 mm/hmm.c hmm_invalidate_range()'s range loop: every open
+// range overlapping [s, e) (vpns, strictly) becomes invalid and, if public,
+// loses its entries in the overlap. REQUIRES: hmm.lock.
+void MarkRangesLocked(Hmm& hmm, uint64_t s, uint64_t e) {
+  for (HmmRange* r : hmm.ranges) {
+    if (!Overlaps(s, e, r->start, r->end)) continue;
+    r->valid = false;
+    if (r->internal) continue;  // a walk's entries are its own
+    uint64_t from = std::max(s, r->start) - r->start;
+    uint64_t to = std::min(e, r->end) - r->start;
+    std::fill(r->pfns.get() + from, r->pfns.get() + to, 0);
+  }
+}
+
+// Mirrors: 4.14 mm/hmm.c hmm_invalidate_range()'s mirror loop:
+// mirror->ops->sync_cpu_device_pagetables(HMM_UPDATE_INVALIDATE) for every
+// mirror, under mirrors_sem (read).
+void SyncMirrors(Hmm& hmm, uint64_t s, uint64_t e) {
+  std::shared_lock<std::shared_mutex> sem(hmm.mirrors_sem);
+  for (Mirror* m : hmm.mirrors) {
+    std::lock_guard<std::mutex> update(m->update_lock);
+    DmirrorInvalidateLocked(*m, s, e);
+  }
+}
+
+// Mirrors: 4.14 mm/hmm.c hmm_invalidate_range().
+void HmmInvalidateRange(Hmm& hmm, uint64_t s, uint64_t e) {
+  {
+    std::lock_guard<std::mutex> lock(hmm.lock);
+    MarkRangesLocked(hmm, s, e);
+  }
+  SyncMirrors(hmm, s, e);
+}
+
+}  // namespace
+
+void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
+  Hmm* hmm = p.hmm.get();
+  // Has the mm a notifier? (mm_has_notifiers(): none before the first mirror)
+  if (hmm == nullptr) return;
+  // The seed does everything at end (its range_start only bumps a sequence).
+  if (ks.config.profile == Profile::kV18) return;
+  uint64_t s = AddrVpn(start), e = AddrVpn(end);
+  {
+    std::lock_guard<std::mutex> lock(hmm->lock);
+    hmm->active.emplace_back(s, e);
+    MarkRangesLocked(*hmm, s, e);
+  }
+  SyncMirrors(*hmm, s, e);
+}
+
+void MmuNotifierInvalidateRangeEnd(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
+  Hmm* hmm = p.hmm.get();
+  if (hmm == nullptr) return;
+  uint64_t s = AddrVpn(start), e = AddrVpn(end);
+  // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end(): the seed's only call.
+  if (ks.config.profile == Profile::kV18) {
+    HmmInvalidateRange(*hmm, s, e);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(hmm->lock);
+  auto it = std::find(hmm->active.begin(), hmm->active.end(), std::make_pair(s, e));
+  if (it != hmm->active.end()) hmm->active.erase(it);
+}
+
+}  // namespace hmm::impl
