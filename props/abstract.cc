@@ -65,6 +65,7 @@ std::string Describe(const model::Devmem& d) {
   for (const auto& [pfn, page] : d.pages) {
     s += (first ? "" : ", ") + Hex(pfn) + (page.held ? " held" : " free") + " alloc#" +
          std::to_string(page.allocations);
+    if (!page.data.bytes.empty()) s += " data " + Describe(page.data);
     first = false;
   }
   return s + "}";
@@ -76,6 +77,30 @@ std::string Describe(const model::DeviceEvent& e) {
   }
   return "fault(devmem " + std::to_string(e.devmem) + ", pfn " + Hex(e.pfn) + ", pid " +
          std::to_string(e.pid) + ", addr " + Hex(e.addr) + ")";
+}
+
+std::string Describe(const model::HmmPfn& e) {
+  static const char* const kNames[] = {"VALID", "READ", "WRITE", "ERROR", "EMPTY", "SPECIAL",
+                                       "DEVICE"};
+  std::string s;
+  for (unsigned bit = 0; bit < kHmmPfnShift; ++bit) {
+    if ((e.flags >> bit) & 1) s += (s.empty() ? "" : "|") + std::string(kNames[bit]);
+  }
+  if (s.empty()) s = "0";
+  if ((e.flags & kHmmPfnValid) == 0) return s;
+  if ((e.flags & kHmmPfnDeviceUnaddressable) != 0) return s + " " + Hex(e.device_pfn);
+  return s + (e.zero ? " zero" : " page#" + std::to_string(e.page));
+}
+
+std::string Describe(const model::Range& r) {
+  std::string s = "mirror " + std::to_string(r.mirror) + " [" + Hex(VpnToAddr(r.start)) + "," +
+                  Hex(VpnToAddr(r.end)) + ") " + (r.valid ? "valid" : "invalid") + " {";
+  for (size_t i = 0; i < r.pfns.size(); ++i) s += (i ? ", " : "") + Describe(r.pfns[i]);
+  return s + "}";
+}
+
+std::string DescribeMirrorOwner(const model::Mirror& m) {
+  return "device " + std::to_string(m.device.value) + " pid " + std::to_string(m.pid.value);
 }
 
 std::string Describe(const Config& c) {
@@ -140,20 +165,59 @@ model::Page PageFromBytes(const std::vector<uint8_t>& data) {
   return page;
 }
 
+// A PTE, or a mirror's device mapping (same shape).
+model::Pte PteFromInfo(const impl::PteInfo& p) {
+  model::Pte pte;
+  pte.zero = p.zero;
+  pte.page = p.zero || p.device ? 0 : p.pfn;
+  pte.write = p.write;
+  pte.device = p.device;
+  pte.device_pfn = p.device ? p.pfn : 0;
+  return pte;
+}
+
 void AbstractProcess(const impl::Kernel& kernel, Pid pid, model::Process* proc) {
   for (const impl::VmaInfo& v : kernel.Vmas(pid)) {
     model::Vma vma{AddrToVpn(v.start), AddrToVpn(v.end), v.prot, v.shared,
                    v.shared ? v.object : 0, v.shared ? v.pgoff : 0};
     proc->vmas.emplace(vma.start, vma);
   }
-  for (const impl::PteInfo& p : kernel.Ptes(pid)) {
-    model::Pte pte;
-    pte.zero = p.zero;
-    pte.page = p.zero || p.device ? 0 : p.pfn;
-    pte.write = p.write;
-    pte.device = p.device;
-    pte.device_pfn = p.device ? p.pfn : 0;
-    proc->ptes.emplace(Vpn(p.vpn), pte);
+  for (const impl::PteInfo& p : kernel.Ptes(pid)) proc->ptes.emplace(Vpn(p.vpn), PteFromInfo(p));
+}
+
+// An hmm_pfn_t (pfn << kHmmPfnShift | flags) as the model's entry: the target
+// only when VALID (the zero page by its pfn, a device page by DEVICE_UNADDRESSABLE).
+model::HmmPfn HmmPfnFromRaw(uint64_t raw, uint64_t zero_pfn) {
+  model::HmmPfn e;
+  e.flags = raw & kHmmPfnFlagMask;
+  if ((e.flags & kHmmPfnValid) == 0) return e;
+  const uint64_t pfn = raw >> kHmmPfnShift;
+  if ((e.flags & kHmmPfnDeviceUnaddressable) != 0) {
+    e.device_pfn = pfn;
+  } else if (pfn == zero_pfn) {
+    e.zero = true;
+  } else {
+    e.page = pfn;
+  }
+  return e;
+}
+
+void AbstractMirrors(const impl::Kernel& kernel, model::State* s) {
+  s->next_mirror = s->next_range = 0;
+  for (const impl::MirrorInfo& m : kernel.Mirrors()) {
+    model::Mirror& mirror = s->mirrors[m.id];
+    mirror.device = DeviceId(m.device);
+    mirror.pid = Pid(m.pid);
+    for (const impl::PteInfo& p : m.pt) mirror.pt.emplace(Vpn(p.vpn), PteFromInfo(p));
+  }
+  const uint64_t zero_pfn = kernel.ZeroPfn();
+  for (const impl::RangeInfo& r : kernel.Ranges()) {
+    model::Range& range = s->ranges[r.id];
+    range.mirror = r.mirror;
+    range.start = Vpn(r.start_vpn);
+    range.end = Vpn(r.end_vpn);
+    range.valid = r.valid;
+    for (uint64_t raw : r.pfns) range.pfns.push_back(HmmPfnFromRaw(raw, zero_pfn));
   }
 }
 
@@ -169,7 +233,8 @@ void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
     devmem.first_pfn = d.first_pfn;
     devmem.npages = d.npages;
     for (const impl::DevicePageInfo& p : d.pages) {
-      devmem.pages.emplace(p.pfn, model::DevicePage{p.held, p.allocations});
+      devmem.pages.emplace(
+          p.pfn, model::DevicePage{p.held, p.allocations, PageFromBytes(kernel.DevicePageData(p.pfn))});
     }
   }
   for (const impl::DeviceEventInfo& e : kernel.DeviceEvents()) {
@@ -180,6 +245,29 @@ void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
     event.pid = e.pid;
     event.addr = e.addr;
     s->events.push_back(event);
+  }
+}
+
+// Mirrors: who each belongs to, then its device page table entry by entry.
+void DiffMirrors(const model::State& m, const model::State& i, Differ* d) {
+  std::set<uint64_t> ids;
+  for (const auto& kv : m.mirrors) ids.insert(kv.first);
+  for (const auto& kv : i.mirrors) ids.insert(kv.first);
+  for (uint64_t id : ids) {
+    auto mm = m.mirrors.find(id);
+    auto im = i.mirrors.find(id);
+    const std::string who = "mirror " + std::to_string(id);
+    if (mm == m.mirrors.end() || im == i.mirrors.end()) {
+      d->Add(who + ": model=" + (mm == m.mirrors.end() ? "absent" : DescribeMirrorOwner(mm->second)) +
+             " impl=" + (im == i.mirrors.end() ? "absent" : DescribeMirrorOwner(im->second)));
+      continue;
+    }
+    if (!(mm->second.device == im->second.device && mm->second.pid == im->second.pid)) {
+      d->Add(who + ": model=" + DescribeMirrorOwner(mm->second) +
+             " impl=" + DescribeMirrorOwner(im->second));
+    }
+    d->Maps<Vpn, model::Pte>(mm->second.pt, im->second.pt,
+                             [&](const Vpn& v) { return who + " pt at " + Hex(VpnToAddr(v)); });
   }
 }
 
@@ -198,6 +286,7 @@ model::State Abstract(const impl::Kernel& kernel) {
     s.pins.emplace(pin, std::vector<model::PageId>(pfns.begin(), pfns.end()));
   }
   AbstractDevices(kernel, &s);
+  AbstractMirrors(kernel, &s);
   return s;
 }
 
@@ -237,6 +326,10 @@ std::vector<std::string> DiffStates(const model::State& m, const model::State& i
     return "devmem " + std::to_string(id);
   });
   d.Events(m.events, i.events);
+  DiffMirrors(m, i, &d);
+  d.Maps<uint64_t, model::Range>(m.ranges, i.ranges, [](const uint64_t& id) {
+    return "range " + std::to_string(id);
+  });
   return d.Take();
 }
 

@@ -38,6 +38,48 @@ inline void ApplySetup(const Op& op, Config* config) {
   }
 }
 
+// A dummy-device ioctl's outcome: cpages, faults and data only on success
+// (the kernel copies the command back only then).
+inline OpResult FromDmirror(const Result<DmirrorResult>& r) {
+  OpResult out = FromErrno(r.err);
+  if (!r.ok()) return out;
+  out.cpages = r.value.cpages;
+  out.faults = r.value.faults;
+  out.data = r.value.data;
+  return out;
+}
+
+template <typename Kernel>
+OpResult ApplyMirror(Kernel& k, const Op& op) {
+  switch (op.kind) {
+    case OpKind::kMirror: {
+      auto r = k.HmmMirrorRegister(DeviceId(op.device), Pid(op.pid));
+      return FromResult(r, r.value);
+    }
+    case OpKind::kUnmirror: return FromErrno(k.HmmMirrorUnregister(op.mirror));
+    case OpKind::kGetPfns: {
+      auto r = k.HmmVmaGetPfns(op.mirror, op.addr, op.len);
+      return FromResult(r, r.value);
+    }
+    case OpKind::kHmmFault: {
+      auto r = k.HmmVmaFault(op.mirror, op.addr, op.len, (op.prot & kProtWrite) != 0);
+      return FromResult(r, r.value);
+    }
+    case OpKind::kRangeDone: {
+      auto r = k.HmmVmaRangeDone(op.range);
+      return FromResult(r, r.value ? 1 : 0);
+    }
+    case OpKind::kCommit: {
+      auto r = k.DmirrorCommit(op.range);
+      return FromResult(r, r.value ? 1 : 0);
+    }
+    case OpKind::kDread: return FromDmirror(k.DmirrorRead(op.mirror, op.addr, op.len));
+    case OpKind::kDwrite: return FromDmirror(k.DmirrorWrite(op.mirror, op.addr, op.data));
+    case OpKind::kSnapshot: return FromDmirror(k.DmirrorSnapshot(op.mirror, op.addr, op.len));
+    default: return FromErrno(Errno::kOk);  // set-up lines: consumed by ApplySetup
+  }
+}
+
 template <typename Kernel>
 OpResult ApplyDevice(Kernel& k, const Op& op) {
   switch (op.kind) {
@@ -59,7 +101,7 @@ OpResult ApplyDevice(Kernel& k, const Op& op) {
       auto r = k.PageFrees(op.devmem);
       return FromResult(r, r.value);
     }
-    default: return FromErrno(Errno::kOk);  // set-up lines: consumed by ApplySetup
+    default: return ApplyMirror(k, op);
   }
 }
 

@@ -10,31 +10,13 @@
 #include <algorithm>
 
 #include "model/kernel.h"
+#include "props/coverage_internal.h"
 
 namespace hmm::props {
 namespace {
 
-// Every class any suite has; a suite lists the ones it is meant to reach.
-enum ClassId : uint32_t {
-  kZeroPageMapped,
-  kCowBreak,
-  kSharedPageTwoProcesses,
-  kPinOutlivesUnmap,
-  kForkPinnedPage,
-  kFaultOutOfRam,
-  kMremapMoved,
-  kMadviseOverHole,
-  kPartialWrite,
-  kDeviceEntryForked,
-  kPageFreeLogged,
-  kPageFreeOnZap,
-  kFaultCallbackLogged,
-  kV18HotAddCollision,
-  kDevmemRemoveBusy,
-  kDeviceRegionExhausted,
-  kNumClassIds,
-};
-static_assert(kNumClassIds <= CoverageObserver::kMaxClasses, "class ids must fit the mask");
+using namespace coverage_internal;  // NOLINT: the class ids and detectors
+
 
 struct ClassDef {
   ClassId id;
@@ -79,6 +61,28 @@ const ClassDef kClassDefs[] = {
      "devmem_remove returns kBusy: a page of the region is held or mapped"},
     {kDeviceRegionExhausted, "device region exhausted (kNoMem)",
      "devpage_alloc returns kNoMem: every page of the region is in use"},
+    {kDeviceAccessNoFault, "device access without a fault (faults=0)",
+     "a dread or dwrite succeeds with faults 0: the device page table had every page"},
+    {kDeviceAccessFaulted, "device access that faulted (faults>=1)",
+     "a dread or dwrite succeeds with faults 1 or more"},
+    {kDeviceFaultRefused, "device fault refused (kFault, kPerm)",
+     "a dread, dwrite or hmm_fault returns kFault or kPerm"},
+    {kMirrorEntriesErased, "device entries erased by a CPU change",
+     "a CPU-side step leaves fewer device page table entries than it found (the mmu "
+     "notifier)"},
+    {kCommitInvalid, "range invalidated (commit or range_done -> 0)",
+     "commit or range_done returns 0: a CPU change overlapped the open range"},
+    {kCommitValid, "commit installed a range (commit -> 1)", "commit returns 1"},
+    {kFaultInvalidatesOwnRange, "fault invalidated its own range",
+     "hmm_fault succeeds with a range already invalid: its own COW break notified it"},
+    {kSnapshotProtError, "snapshot byte 0xff (no VMA or not readable)",
+     "a snapshot succeeds with a 0xff (PROT_ERROR) byte"},
+    {kSnapshotZeroPage, "snapshot byte 0x11 (zero page)",
+     "a snapshot succeeds with a 0x11 (ZERO, READ) byte"},
+    {kSnapshotReadOnly, "snapshot byte 0x01 (read-only page)",
+     "a snapshot succeeds with a 0x01 (READ) byte"},
+    {kSnapshotLocalDevice, "snapshot byte 0x21 or 0x22 (this device's page)",
+     "a snapshot succeeds with a 0x21 or 0x22 (DEV_PRIVATE_LOCAL) byte"},
 };
 
 const ClassDef& Def(ClassId id) { return kClassDefs[id]; }
@@ -122,6 +126,20 @@ const std::vector<SuiteClasses>& AllSuiteClasses() {
            {kDevmemRemoveBusy, 60},
            {kDeviceRegionExhausted, 1},
        }},
+      {"mirror",
+       {
+           {kDeviceAccessNoFault, 4},
+           {kDeviceAccessFaulted, 62},
+           {kDeviceFaultRefused, 497},
+           {kMirrorEntriesErased, 25},
+           {kCommitInvalid, 4},
+           {kCommitValid, 9},
+           {kFaultInvalidatesOwnRange, 1},
+           {kSnapshotProtError, 280},
+           {kSnapshotZeroPage, 7},
+           {kSnapshotReadOnly, 3},
+           {kSnapshotLocalDevice, 1},
+       }},
   };
   return kSuites;
 }
@@ -131,145 +149,6 @@ const SuiteClasses* FindSuiteClasses(const std::string& suite) {
     if (suite == s.suite) return &s;
   }
   return nullptr;
-}
-
-constexpr uint32_t Bit(ClassId id) { return uint32_t{1} << id; }
-
-// At most this many pages of one access are looked at (generated accesses
-// span at most 3; a hand-written 64 KiB one is classified by its first 16).
-constexpr uint64_t kMaxSpanPages = 16;
-
-// The pages [*first, *first + *count) that `len` bytes at `addr` touch, cut
-// at kTaskSize and at kMaxSpanPages. False when there are none.
-bool PageSpan(uint64_t addr, uint64_t len, uint64_t* first, uint64_t* count) {
-  if (len == 0 || addr >= kTaskSize) return false;
-  uint64_t last_byte = len - 1 > kTaskSize - 1 - addr ? kTaskSize - 1 : addr + len - 1;
-  *first = addr >> kPageShift;
-  *count = std::min((last_byte >> kPageShift) - *first + 1, kMaxSpanPages);
-  return true;
-}
-
-// Whether a CPU access of `len` bytes at `addr` passes CpuRead's and
-// CpuWrite's argument checks, so that it touches its pages in order.
-bool AccessReachesPages(uint64_t addr, uint64_t len) {
-  return len != 0 && len <= model::kMaxAccess && addr <= kTaskSize && len <= kTaskSize - addr;
-}
-
-const model::Process* FindProcess(const model::State& s, uint64_t pid) {
-  auto it = s.procs.find(Pid(pid));
-  return it == s.procs.end() ? nullptr : &it->second;
-}
-
-const model::Pte* FindPte(const model::Process& p, uint64_t vpn) {
-  auto it = p.ptes.find(Vpn(vpn));
-  return it == p.ptes.end() ? nullptr : &it->second;
-}
-
-const model::Vma* FindVma(const model::Process& p, uint64_t vpn) {
-  auto it = p.vmas.upper_bound(Vpn(vpn));
-  if (it == p.vmas.begin()) return nullptr;
-  --it;
-  return vpn < it->second.end.value ? &it->second : nullptr;
-}
-
-// A present PTE that names a page (not the zero page, not a device entry).
-bool NamesPage(const model::Pte& pte) { return !pte.zero && !pte.device && pte.page != 0; }
-
-// Whether 2+ PTEs (of any processes) map `page`.
-bool MappedTwice(const model::State& s, model::PageId page) {
-  int seen = 0;
-  for (const auto& proc : s.procs) {
-    for (const auto& entry : proc.second.ptes) {
-      if (entry.second.page == page && NamesPage(entry.second) && ++seen == 2) return true;
-    }
-  }
-  return false;
-}
-
-// Whether a process other than `pid` has a PTE that maps `page`.
-bool MappedByAnother(const model::State& s, uint64_t pid, model::PageId page) {
-  for (const auto& proc : s.procs) {
-    if (proc.first.value == pid) continue;
-    for (const auto& entry : proc.second.ptes) {
-      if (entry.second.page == page && NamesPage(entry.second)) return true;
-    }
-  }
-  return false;
-}
-
-bool ReadLeftZeroPage(const model::State& s, const Op& op) {
-  const model::Process* proc = FindProcess(s, op.pid);
-  uint64_t first, count;
-  if (proc == nullptr || !AccessReachesPages(op.addr, op.len) ||
-      !PageSpan(op.addr, op.len, &first, &count)) {
-    return false;
-  }
-  for (uint64_t vpn = first; vpn < first + count; ++vpn) {
-    const model::Pte* pte = FindPte(*proc, vpn);
-    if (pte != nullptr && pte->zero) return true;
-  }
-  return false;
-}
-
-bool SharedPageSeenByTwo(const model::State& s, const Op& op, uint64_t len) {
-  const model::Process* proc = FindProcess(s, op.pid);
-  uint64_t first, count;
-  if (proc == nullptr || !PageSpan(op.addr, len, &first, &count)) return false;
-  for (uint64_t vpn = first; vpn < first + count; ++vpn) {
-    const model::Pte* pte = FindPte(*proc, vpn);
-    if (pte == nullptr || !NamesPage(*pte)) continue;
-    const model::Vma* vma = FindVma(*proc, vpn);
-    if (vma != nullptr && vma->shared && MappedByAnother(s, op.pid, pte->page)) return true;
-  }
-  return false;
-}
-
-// A write of 2+ pages that failed after its first page: the first page then
-// has a writable PTE (a writable PTE implies a writable VMA, so the store to
-// that page went through), and the failure came from a later page.
-bool PartialWrite(const model::State& s, const Op& op, Errno err) {
-  if (err != Errno::kFault && err != Errno::kNoMem) return false;
-  const model::Process* proc = FindProcess(s, op.pid);
-  uint64_t first, count;
-  if (proc == nullptr || !AccessReachesPages(op.addr, op.data.size()) ||
-      !PageSpan(op.addr, op.data.size(), &first, &count) || count < 2) {
-    return false;
-  }
-  const model::Pte* pte = FindPte(*proc, first);
-  return pte != nullptr && NamesPage(*pte) && pte->write;
-}
-
-// Whether [start, start + size) (cut at 2^64) meets a device-private resource.
-bool OverlapsDeviceMemory(const model::State& s, uint64_t start, uint64_t size) {
-  const uint64_t end = size > ~uint64_t{0} - start ? ~uint64_t{0} : start + size;
-  for (const auto& r : s.resources) {
-    if (r.second.device && start < r.second.end && r.second.start < end) return true;
-  }
-  return false;
-}
-
-// The pages that pins hold, sorted, each once.
-void CollectPinnedPages(const model::State& s, std::vector<uint64_t>* pages) {
-  pages->clear();
-  for (const auto& pin : s.pins) pages->insert(pages->end(), pin.second.begin(), pin.second.end());
-  std::sort(pages->begin(), pages->end());
-  pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
-}
-
-// Whether the fork of `parent` into `child` gave the child a copy of a page
-// that is pinned (`pinned`, sorted) and mapped by the parent.
-bool ForkCopiedPinnedPage(const model::State& s, uint64_t parent, uint64_t child,
-                          const std::vector<uint64_t>& pinned) {
-  const model::Process* from = FindProcess(s, parent);
-  const model::Process* to = FindProcess(s, child);
-  if (from == nullptr || to == nullptr) return false;
-  for (const auto& entry : from->ptes) {
-    const model::Pte& pte = entry.second;
-    if (!NamesPage(pte) || !std::binary_search(pinned.begin(), pinned.end(), pte.page)) continue;
-    const model::Pte* copy = FindPte(*to, entry.first.value);
-    if (copy != nullptr && NamesPage(*copy) && copy->page != pte.page) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -327,13 +206,15 @@ void CoverageObserver::BeginSequence() {
 void CoverageObserver::EndSequence() {
   ++sequences_;
   for (uint32_t id = 0; id < kNumClassIds; ++id) {
-    if (in_trace_ & (uint32_t{1} << id)) ++class_sequences_[id];
+    if (in_trace_ & (uint64_t{1} << id)) ++class_sequences_[id];
   }
   in_trace_ = 0;
 }
 
 void CoverageObserver::BeforeStep(const Op& op, const model::State& before) {
   cow_candidates_.clear();
+  const bool erasable = (enabled_ & Bit(kMirrorEntriesErased)) && IsCpuSide(op.kind);
+  mirror_entries_before_ = erasable ? MirrorEntries(before) : 0;
   if (!(enabled_ & Bit(kCowBreak))) return;
   uint64_t len;
   if (op.kind == OpKind::kWrite) {
@@ -362,7 +243,7 @@ void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) 
   const auto errno_index = static_cast<size_t>(err);
   if (kind < kKinds && errno_index < kErrnos) ++commands_[kind][errno_index];
 
-  uint32_t hit = 0;
+  uint64_t hit = 0;
   auto want = [this](ClassId id) { return (enabled_ & Bit(id)) != 0; };
   auto mark = [&hit](ClassId id, bool holds) {
     if (holds) hit |= Bit(id);
@@ -457,6 +338,12 @@ void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) 
     mark(kPinOutlivesUnmap, found < pinned_.size());
   }
 
+  hit |= MirrorHits(op, step.model, s);
+  if (mirror_entries_before_ != 0 && MirrorEntries(s) < mirror_entries_before_) {
+    hit |= Bit(kMirrorEntriesErased);
+  }
+  mirror_entries_before_ = 0;
+
   // The callbacks this step logged.
   if (s.events.size() > events_seen_ &&
       (enabled_ & (Bit(kPageFreeLogged) | Bit(kPageFreeOnZap) | Bit(kFaultCallbackLogged)))) {
@@ -473,7 +360,7 @@ void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) 
   if (hit == 0) return;
   in_trace_ |= hit;
   for (uint32_t id = 0; id < kNumClassIds; ++id) {
-    if (hit & (uint32_t{1} << id)) ++class_steps_[id];
+    if (hit & (uint64_t{1} << id)) ++class_steps_[id];
   }
 }
 

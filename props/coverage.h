@@ -81,14 +81,14 @@ class CoverageObserver : public StepObserver {
   Coverage Result() const;
 
   // Implementation detail, public for coverage.cc's tables.
-  static constexpr size_t kKinds = static_cast<size_t>(OpKind::kProfile) + 1;
+  static constexpr size_t kKinds = static_cast<size_t>(OpKind::kSnapshot) + 1;
   static constexpr size_t kErrnos = static_cast<size_t>(Errno::kNxio) + 1;
-  static constexpr size_t kMaxClasses = 32;
+  static constexpr size_t kMaxClasses = 64;
 
  private:
   std::string suite_;
-  uint32_t enabled_ = 0;   // bit c: class id c is one of the suite's
-  uint32_t in_trace_ = 0;  // classes reached in the current trace
+  uint64_t enabled_ = 0;   // bit c: class id c is one of the suite's
+  uint64_t in_trace_ = 0;  // classes reached in the current trace
   uint64_t sequences_ = 0;
   uint64_t steps_ = 0;
   uint64_t commands_[kKinds][kErrnos] = {};
@@ -98,6 +98,8 @@ class CoverageObserver : public StepObserver {
   size_t events_seen_ = 0;  // model events already looked at
   // BeforeStep's COW candidates: (vpn, page) of read-only PTEs of pages with 2+ PTEs.
   std::vector<std::pair<uint64_t, uint64_t>> cow_candidates_;
+  // BeforeStep's count of device page table entries, before a CPU-side step.
+  size_t mirror_entries_before_ = 0;
   std::vector<uint64_t> pinned_;  // scratch: the pinned pages, sorted
   std::vector<char> mapped_;      // scratch: whether pinned_[i] is mapped by a PTE
 };

@@ -160,6 +160,64 @@ TEST(CoverageClassifier, DevmemTraceReachesItsClasses) {
   EXPECT_EQ(CommandSteps(c, OpKind::kRamHotAdd, Errno::kOk), 1u);
 }
 
+// Each line that reaches a mirror class says so; the others are near misses.
+constexpr char kMirrorTrace[] = R"(physmem_bits 32
+section 0x10000
+process                                   -> 1
+mirror 0 1                                -> 1
+mmap 1 0 0x6000 rw private                -> 0x10000000
+write 1 0x10000000 fill:0x61*0x2000       -> ok
+dread 1 0x10000000 2                      -> ok cpages=2 faults=1  # device access that faulted
+dread 1 0x10000000 2                      -> ok cpages=2 faults=0  # device access without a fault
+dread 1 0x10000001 2                      -> kInval     # an argument: not a refused fault
+write 1 0x10000000 "b"                    -> ok         # in place: no entry erased
+fork 1                                    -> 2          # entries erased: the parent's PTEs lose write
+hmm_fault 1 0x10000000 2 w                -> 1          # COW breaks: invalidated its own range
+commit 1                                  -> 0          # range invalidated
+commit 1                                  -> kNoEnt     # neither 0 nor 1
+hmm_fault 1 0x10000000 2 w                -> 2          # a valid range
+commit 2                                  -> 1          # commit installed
+read 1 0x10002000 1                       -> hex:00     # page 2: the zero page
+mprotect 1 0x10003000 0x1000 none         -> ok         # page 3: no entry there to erase
+write 1 0x10004000 "r"                    -> ok
+mprotect 1 0x10004000 0x1000 r            -> ok         # page 4: a read-only page
+devmem_add 0 0x10000                      -> 1
+devpage_alloc 1                           -> 0x100000
+devmap 1 0x10005000 0x100000 rw           -> ok         # page 5: device 0's page
+snapshot 1 0x10000000 2                   -> ok cpages=2 hex:0202  # writable pages only
+snapshot 1 0x10000000 6                   -> ok cpages=6 hex:020211ff0122
+dread 1 0x10003000 1                      -> kFault     # device fault refused: PROT_NONE
+dwrite 1 0x10004000 fill:0*4096           -> kPerm      # refused: a read-only VMA
+)";
+
+TEST(CoverageClassifier, MirrorTraceReachesItsClasses) {
+  const std::vector<Op> ops = Parse(kMirrorTrace);
+  ASSERT_TRUE(RunTrace(ops).ok) << FormatReport(RunTrace(ops));
+  const Coverage c = ClassifyTrace(ops, "mirror");
+  const std::map<std::string, uint64_t> want = {
+      {"device access without a fault (faults=0)", 1},
+      {"device access that faulted (faults>=1)", 1},
+      {"device fault refused (kFault, kPerm)", 2},
+      {"device entries erased by a CPU change", 1},
+      {"range invalidated (commit or range_done -> 0)", 1},
+      {"commit installed a range (commit -> 1)", 1},
+      {"fault invalidated its own range", 1},
+      {"snapshot byte 0xff (no VMA or not readable)", 1},
+      {"snapshot byte 0x11 (zero page)", 1},
+      {"snapshot byte 0x01 (read-only page)", 1},
+      {"snapshot byte 0x21 or 0x22 (this device's page)", 1},
+  };
+  EXPECT_EQ(Reached(c), want);
+  EXPECT_EQ(c.classes.size(), want.size()) << "the trace should reach every mirror class";
+  EXPECT_EQ(CommandSteps(c, OpKind::kDread, Errno::kOk), 2u);
+  EXPECT_EQ(CommandSteps(c, OpKind::kCommit, Errno::kNoEnt), 1u);
+  EXPECT_EQ(CommandSteps(c, OpKind::kSnapshot, Errno::kOk), 2u);
+  EXPECT_EQ(CommandSteps(c, OpKind::kDwrite, Errno::kPerm), 1u);
+  // No mirror class is in the cpu or devmem traces.
+  EXPECT_TRUE(Reached(ClassifyTrace(Parse(kCpuTrace), "mirror")).empty());
+  EXPECT_TRUE(Reached(ClassifyTrace(Parse(kDevmemTrace), "mirror")).empty());
+}
+
 TEST(CoverageClassifier, NearMissesReachNothing) {
   // A page freed by devpage_put (not a zap); a kBusy hot-add under the default
   // profile (boot RAM, not device memory); a write that fails on its first
@@ -252,6 +310,7 @@ TEST(CoverageDoc, HasARowForEveryClass) {
 const std::set<std::string> kKnownGaps = {
     "RAM exhausted (kNoMem)",
     "page_free from a zap",
+    "snapshot byte 0x21 or 0x22 (this device's page)",
 };
 
 class SuiteCoverage : public ::testing::TestWithParam<std::string> {};
@@ -282,7 +341,7 @@ TEST_P(SuiteCoverage, ReachesEveryClassAtTheDefaultBudget) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Suites, SuiteCoverage, ::testing::Values("cpu", "devmem"));
+INSTANTIATE_TEST_SUITE_P(Suites, SuiteCoverage, ::testing::Values("cpu", "devmem", "mirror"));
 
 #else  // HMMREF_SEEDED_DEFECTS
 

@@ -82,7 +82,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Defect::kForkCopiesSharedPtes, "cpu", 4},
                       Case{Defect::kPageFreeTwice, "devmem", 7},
                       Case{Defect::kForkKeepsDeviceWrite, "devmem", 7},
-                      Case{Defect::kPlacementOverlapsRam, "devmem", 1}),
+                      Case{Defect::kPlacementOverlapsRam, "devmem", 1},
+                      Case{Defect::kNoInvalidateOnMprotect, "mirror", 5},
+                      Case{Defect::kRangeDoneAlwaysValid, "mirror", 6},
+                      Case{Defect::kForkSkipsMirrorInvalidate, "mirror", 5}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = impl::DefectName(info.param.defect);
       return name.substr(1);  // "kCowNotBroken" -> "CowNotBroken"

@@ -47,9 +47,26 @@ rc::Gen<Config> GenDevmemConfig();
 // Set-up lines for `config`, then a `process` line.
 std::vector<Op> DevmemPrologue(const Config& config);
 
+// One device-memory operation (devmem_add, devpage_alloc, devmap, ...) aimed
+// at `config`'s placement.
+rc::Gen<Op> GenDeviceMemoryOp(const Config& config);
+
 // A trace mixing CPU operations with device-memory operations whose pfns,
 // ranges and ids aim at what `config`'s placement produces.
 rc::Gen<std::vector<Op>> GenDevmemTrace(const Config& config, uint64_t max_steps);
+
+// --- The mirror suite (props/generators_mirror.cc) ---
+
+// The devmem machine's set-up lines and `process`, then a `devmem_add` of one
+// section for device 0 and `mirror 0 1`, so device operations have a mirror
+// and device pages from the first step.
+std::vector<Op> MirrorPrologue(const Config& config);
+
+// A trace mixing CPU operations, device-memory operations (for device-private
+// entries) and mirroring: mirrors on devices 0..2 of processes 1..2, the
+// snapshot/fault/commit protocol, and the dummy device's read, write and
+// snapshot, aimed at the same 16-page window as the CPU operations.
+rc::Gen<std::vector<Op>> GenMirrorTrace(const Config& config, uint64_t max_steps);
 
 }  // namespace hmm::props
 

@@ -90,8 +90,10 @@ void FillDeviceOp(const Config& c, Op* op) {
   }
 }
 
-rc::Gen<Op> GenDevmemOp(const Config& c) {
-  auto device_op = rc::gen::exec([c] {
+}  // namespace
+
+rc::Gen<Op> GenDeviceMemoryOp(const Config& c) {
+  return rc::gen::exec([c] {
     Op op;
     op.kind = *weightedElement<OpKind>({
         {4, OpKind::kDevmemAdd}, {2, OpKind::kDevmemRemove}, {2, OpKind::kRamHotAdd},
@@ -101,7 +103,12 @@ rc::Gen<Op> GenDevmemOp(const Config& c) {
     FillDeviceOp(c, &op);
     return op;
   });
-  return weightedOneOf<Op>({{1, GenCpuOp()}, {1, device_op}});
+}
+
+namespace {
+
+rc::Gen<Op> GenDevmemOp(const Config& c) {
+  return weightedOneOf<Op>({{1, GenCpuOp()}, {1, GenDeviceMemoryOp(c)}});
 }
 
 }  // namespace

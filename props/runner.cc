@@ -22,23 +22,22 @@ static_assert(model::kDefaultRamPages == impl::kDefaultRamPages, "limits differ"
 static_assert(kDevicePfnBits == impl::kSwpOffsetBits,
               "device pfns must fit the device-private swap entry's offset field");
 
-std::string BytesString(const std::vector<uint8_t>& data) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s = "hex:";
-  for (uint8_t b : data) {
-    s += kDigits[b >> 4];
-    s += kDigits[b & 15];
-  }
-  return s;
-}
-
 }  // namespace
 
+// Everything a result holds, as FormatOutcome prints an expectation: the
+// value when not 0, cpages and faults when either is not 0 (a dummy-device
+// ioctl's success), the bytes when there are any. An error result prints its
+// errno, then whatever else it (wrongly) holds: "kFault cpages=2 faults=0".
 std::string FormatResult(const OpResult& r) {
-  if (r.err != Errno::kOk) return ErrnoName(r.err);
-  if (!r.data.empty()) return "ok " + BytesString(r.data);
-  if (r.value != 0) return "ok " + Hex(r.value);
-  return "ok";
+  Expect e;  // kOk: every part prints
+  if (r.value != 0) e.value = r.value;
+  if (r.cpages != 0 || r.faults != 0) {
+    e.cpages = r.cpages;
+    e.faults = r.faults;
+  }
+  if (!r.data.empty()) e.data = r.data;
+  const std::string text = FormatOutcome(e);  // "ok ..."
+  return r.err == Errno::kOk ? text : ErrnoName(r.err) + text.substr(2);
 }
 
 namespace {
@@ -53,16 +52,14 @@ bool CheckResults(const StepRecord& step, bool check_expect, RunReport* report) 
   }
   if (!check_expect || !step.op.expect) return true;
   const Expect& e = *step.op.expect;
-  bool same = e.err == step.model.err && (!e.value || *e.value == step.model.value) &&
-              (!e.data || *e.data == step.model.data);
+  const OpResult& got = step.model;
+  bool same = e.err == got.err && (!e.value || *e.value == got.value) &&
+              (!e.data || *e.data == got.data) && (!e.cpages || *e.cpages == got.cpages) &&
+              (!e.faults || *e.faults == got.faults);
   if (same) return true;
   report->check = "expect";
-  OpResult want;
-  want.err = e.err;
-  want.value = e.value.value_or(0);
-  want.data = e.data.value_or(std::vector<uint8_t>());
-  report->problems.push_back("expected " + FormatResult(want) + ", both sides gave " +
-                            FormatResult(step.model));
+  report->problems.push_back("expected " + FormatOutcome(e) + ", both sides gave " +
+                            FormatResult(got));
   return false;
 }
 

@@ -63,7 +63,8 @@ struct RunOptions {
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options = {});
 
-// "ok", "ok 0x10000000", "ok hex:6869" or the errno name ("kFault").
+// "ok", "ok 0x10000000", "ok hex:6869", "ok cpages=4 faults=1 fill:0x0*16384" or the
+// errno name ("kFault"): everything the result holds, so it replays as an expectation.
 std::string FormatResult(const OpResult& result);
 
 // A step-indexed rendering of a report, for a reviewer: each step with both

@@ -113,6 +113,13 @@ std::function<void()> DevmemProperty(uint64_t max_steps, Observed* seen) {
   };
 }
 
+std::function<void()> MirrorProperty(uint64_t max_steps, Observed* seen) {
+  return [max_steps, seen] {
+    const Config config = *GenDevmemConfig();
+    CheckTrace(Concat(MirrorPrologue(config), *GenMirrorTrace(config, max_steps)), seen);
+  };
+}
+
 using PropertyMaker = std::function<void()> (*)(uint64_t, Observed*);
 
 struct Suite {
@@ -129,6 +136,10 @@ const std::vector<Suite>& AllSuites() {
                   "refcounts and page_free, device-private entries under fork, munmap, "
                   "mprotect and CPU access"},
        &DevmemProperty},
+      {{"mirror", "address-space mirroring: hmm_mirror register/unregister, mmu-notifier "
+                  "invalidation from every CPU page-table change, the snapshot/fault/commit "
+                  "protocol, and the dummy device's read, write and snapshot on 1-3 devices"},
+       &MirrorProperty},
   };
   return kSuites;
 }

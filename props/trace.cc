@@ -1,14 +1,14 @@
 // File: props/trace.cc
 //
-// One table (kSpecs) says, for each line keyword, its OpKind, its arguments
-// in order and what it returns; parsing and formatting both walk that table,
-// so a new operation is one row plus the Op fields it fills
-// (docs/scenario-format.md, "Growing the language").
+// The lines of the trace language: tokens, arguments, set-up rules, files and
+// formatting. What each keyword takes and returns is the table of
+// props/trace_spec.h (a new operation is one row there plus the Op fields it
+// fills; docs/scenario-format.md, "Growing the language"); the "-> RESULT"
+// part is props/trace_result.cc; the spelling of each value (numbers, prot and
+// flag lists, data, counters) is props/trace_values.h.
 //
 // Every input byte is untrusted: lines are cut into tokens first (strings,
 // words, "->"), and each token is checked against what its position allows.
-// The spelling of each value (numbers, prot and flag lists, data) is
-// props/trace_values.h; this file is the lines: tokens, arity, results.
 
 #include "props/trace.h"
 
@@ -21,11 +21,16 @@
 #include <cstdio>
 #include <cstring>
 
+#include "props/trace_spec.h"
 #include "props/trace_values.h"
 
 namespace hmm::props {
 namespace {
 
+using trace_spec::Arg;
+using trace_spec::FindSpec;
+using trace_spec::OpSpec;
+using trace_spec::SpecOf;
 using trace_values::Dec;
 using trace_values::Fail;
 using trace_values::FormatData;
@@ -34,7 +39,6 @@ using trace_values::FormatMremapFlags;
 using trace_values::FormatProfile;
 using trace_values::FormatProt;
 using trace_values::Hex;
-using trace_values::IsDataToken;
 using trace_values::ParseData;
 using trace_values::ParseMmapFlags;
 using trace_values::ParseMremapFlags;
@@ -42,106 +46,6 @@ using trace_values::ParseNumber;
 using trace_values::ParseProfile;
 using trace_values::ParseProt;
 using trace_values::Show;
-using trace_values::StartsWithDigit;
-
-// What one argument position holds, and so how it parses and prints.
-enum class Arg : uint8_t {
-  kPid,          // Op::pid, decimal
-  kAddr,         // Op::addr, hex
-  kLen,          // Op::len, hex
-  kNewLen,       // Op::new_len, hex
-  kNewAddr,      // Op::new_addr, hex
-  kNpages,       // Op::len, decimal (pin NPAGES, ram PAGES, physmem_bits N)
-  kPin,          // Op::pin, decimal
-  kDevice,       // Op::device, decimal
-  kDevmem,       // Op::devmem, decimal
-  kPfn,          // Op::pfn, hex
-  kProfile,      // Op::flags: default or v18 (hmm::Profile)
-  kProt,         // Op::prot: none r w rw, PROT_*, numbers, joined by '|'
-  kMmapFlags,    // Op::flags: shared private fixed, MAP_*, numbers
-  kMremapFlags,  // Op::flags: maymove fixed, MREMAP_*, numbers
-  kData,         // Op::data: "text", hex:HEX or fill:BYTE*COUNT
-  kDontneed,     // the word `dontneed` (MADV_DONTNEED); no field
-};
-
-// What a successful operation returns, so which "-> RESULT" forms fit.
-enum class Returns : uint8_t { kNothing, kPid, kAddr, kPinId, kBytes, kDevmemId, kPfn, kCount };
-
-// The returns whose result is a number, and whether it prints in hex.
-bool ReturnsValue(Returns r) { return r != Returns::kNothing && r != Returns::kBytes; }
-bool ReturnsHex(Returns r) { return r == Returns::kAddr || r == Returns::kPfn; }
-
-struct OpSpec {
-  OpKind kind;
-  const char* name;
-  const char* signature;  // for messages: "PID ADDR LEN"
-  Returns returns;
-  int optional;            // trailing arguments that may be left out
-  bool variadic;           // the last argument may be several words (mmap flags)
-  std::vector<Arg> args;
-};
-
-const std::vector<OpSpec>& Specs() {
-  static const std::vector<OpSpec> kSpecs = {
-      {OpKind::kCreateProcess, "process", "", Returns::kPid, 0, false, {}},
-      {OpKind::kExit, "exit", "PID", Returns::kNothing, 0, false, {Arg::kPid}},
-      {OpKind::kMmap, "mmap", "PID ADDR LEN PROT FLAGS", Returns::kAddr, 0, true,
-       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kProt, Arg::kMmapFlags}},
-      {OpKind::kMunmap, "munmap", "PID ADDR LEN", Returns::kNothing, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kLen}},
-      {OpKind::kMprotect, "mprotect", "PID ADDR LEN PROT", Returns::kNothing, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kProt}},
-      {OpKind::kMadviseDontneed, "madvise", "PID ADDR LEN dontneed", Returns::kNothing, 0,
-       false, {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kDontneed}},
-      {OpKind::kRead, "read", "PID ADDR LEN", Returns::kBytes, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kLen}},
-      {OpKind::kWrite, "write", "PID ADDR DATA", Returns::kNothing, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kData}},
-      {OpKind::kPin, "pin", "PID ADDR NPAGES", Returns::kPinId, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kNpages}},
-      {OpKind::kUnpin, "unpin", "PIN", Returns::kNothing, 0, false, {Arg::kPin}},
-      {OpKind::kFork, "fork", "PID", Returns::kPid, 0, false, {Arg::kPid}},
-      {OpKind::kMremap, "mremap", "PID OLD_ADDR OLD_LEN NEW_LEN FLAGS [NEW_ADDR]",
-       Returns::kAddr, 1, false,
-       {Arg::kPid, Arg::kAddr, Arg::kLen, Arg::kNewLen, Arg::kMremapFlags, Arg::kNewAddr}},
-      // Device-private memory (docs/devmem.md).
-      {OpKind::kDevmemAdd, "devmem_add", "DEVICE SIZE", Returns::kDevmemId, 0, false,
-       {Arg::kDevice, Arg::kLen}},
-      {OpKind::kDevmemRemove, "devmem_remove", "DEVMEM", Returns::kNothing, 0, false,
-       {Arg::kDevmem}},
-      {OpKind::kRamHotAdd, "ram_hotadd", "START SIZE", Returns::kNothing, 0, false,
-       {Arg::kAddr, Arg::kLen}},
-      {OpKind::kRamHotRemove, "ram_hotremove", "START SIZE", Returns::kNothing, 0, false,
-       {Arg::kAddr, Arg::kLen}},
-      {OpKind::kDevPageAlloc, "devpage_alloc", "DEVMEM", Returns::kPfn, 0, false,
-       {Arg::kDevmem}},
-      {OpKind::kDevPagePut, "devpage_put", "PFN", Returns::kNothing, 0, false, {Arg::kPfn}},
-      {OpKind::kDevMap, "devmap", "PID ADDR PFN PROT", Returns::kNothing, 0, false,
-       {Arg::kPid, Arg::kAddr, Arg::kPfn, Arg::kProt}},
-      {OpKind::kPageFrees, "page_frees", "DEVMEM", Returns::kCount, 0, false, {Arg::kDevmem}},
-      // Set-up lines (IsSetupKind): before every operation, each at most once.
-      {OpKind::kRam, "ram", "PAGES", Returns::kNothing, 0, false, {Arg::kNpages}},
-      {OpKind::kPhysmemBits, "physmem_bits", "N", Returns::kNothing, 0, false, {Arg::kNpages}},
-      {OpKind::kSection, "section", "BYTES", Returns::kNothing, 0, false, {Arg::kLen}},
-      {OpKind::kProfile, "profile", "default|v18", Returns::kNothing, 0, false,
-       {Arg::kProfile}},
-  };
-  return kSpecs;
-}
-
-const OpSpec* FindSpec(const std::string& name) {
-  for (const OpSpec& s : Specs()) {
-    if (name == s.name) return &s;
-  }
-  return nullptr;
-}
-
-const OpSpec* SpecOf(OpKind kind) {
-  for (const OpSpec& s : Specs()) {
-    if (kind == s.kind) return &s;
-  }
-  return nullptr;
-}
 
 // --- Tokens ---
 
@@ -204,6 +108,8 @@ bool ParseArg(Arg arg, const std::string& token, Op* op, std::string* msg) {
     case Arg::kDevice: return ParseNumber(token, 64, &op->device, msg);
     case Arg::kDevmem: return ParseNumber(token, 64, &op->devmem, msg);
     case Arg::kPfn: return ParseNumber(token, 64, &op->pfn, msg);
+    case Arg::kMirror: return ParseNumber(token, 64, &op->mirror, msg);
+    case Arg::kRange: return ParseNumber(token, 64, &op->range, msg);
     case Arg::kProfile: return ParseProfile(token, &op->flags, msg);
     case Arg::kProt: return ParseProt(token, &op->prot, msg);
     case Arg::kMmapFlags: return ParseMmapFlags(token, &op->flags, msg);
@@ -245,44 +151,6 @@ bool ParseArgs(const OpSpec& spec, std::vector<std::string> args, Op* op, std::s
   return true;
 }
 
-const char* ReturnsPhrase(Returns r) {
-  switch (r) {
-    case Returns::kNothing: return "returns no value: expected ok or an errno";
-    case Returns::kPid: return "returns a pid: expected ok, an errno or a number";
-    case Returns::kAddr: return "returns an address: expected ok, an errno or a number";
-    case Returns::kPinId: return "returns a pin id: expected ok, an errno or a number";
-    case Returns::kBytes: return "returns bytes: expected ok, an errno or bytes";
-    case Returns::kDevmemId: return "returns a devmem id: expected ok, an errno or a number";
-    case Returns::kPfn: return "returns a pfn: expected ok, an errno or a number";
-    case Returns::kCount: return "returns a count: expected ok, an errno or a number";
-  }
-  return "";
-}
-
-bool ParseResult(const OpSpec& spec, const std::string& token, Expect* e, std::string* msg) {
-  const bool is_value = ReturnsValue(spec.returns);
-  const bool is_number = StartsWithDigit(token);
-  if (token == "ok" || ParseErrno(token.c_str(), &e->err)) return true;
-  if ((is_number && !is_value) || (IsDataToken(token) && spec.returns != Returns::kBytes)) {
-    return Fail(msg, std::string(spec.name) + " " + ReturnsPhrase(spec.returns) + ", got " +
-                         Show(token));
-  }
-  if (is_number) {
-    uint64_t v = 0;
-    if (!ParseNumber(token, 64, &v, msg)) return false;
-    e->value = v;
-    return true;
-  }
-  if (IsDataToken(token)) {
-    std::vector<uint8_t> data;
-    if (!ParseData(token, &data, msg)) return false;
-    e->data = std::move(data);
-    return true;
-  }
-  return Fail(msg, "unknown result " + Show(token) +
-                       " (expected ok, an errno such as kFault or EFAULT, a number or bytes)");
-}
-
 // Sets *has_op when the line holds an operation (not blank, not a comment).
 bool ParseLine(const std::string& line, Op* op, bool* has_op, std::string* msg) {
   std::vector<std::string> tokens;
@@ -299,11 +167,9 @@ bool ParseLine(const std::string& line, Op* op, bool* has_op, std::string* msg) 
   }
   if (arrow == tokens.end()) return true;
   if (arrow + 1 == tokens.end()) return Fail(msg, "expected a result after '->'");
-  if (arrow + 2 != tokens.end()) {
-    return Fail(msg, "unexpected " + Show(arrow[2]) + " after the result");
-  }
   op->expect.emplace();
-  return ParseResult(*spec, arrow[1], &*op->expect, msg);
+  return trace_spec::ParseResult(*spec, std::vector<std::string>(arrow + 1, tokens.end()),
+                                 &*op->expect, msg);
 }
 
 std::string FormatArg(Arg arg, const Op& op) {
@@ -318,6 +184,8 @@ std::string FormatArg(Arg arg, const Op& op) {
     case Arg::kDevice: return Dec(op.device);
     case Arg::kDevmem: return Dec(op.devmem);
     case Arg::kPfn: return Hex(op.pfn);
+    case Arg::kMirror: return Dec(op.mirror);
+    case Arg::kRange: return Dec(op.range);
     case Arg::kProfile: return FormatProfile(op.flags);
     case Arg::kProt: return FormatProt(op.prot);
     case Arg::kMmapFlags: return FormatMmapFlags(op.flags);
@@ -344,11 +212,7 @@ std::string FormatBody(const Op& op) {
 std::string FormatResult(const Op& op) {
   const OpSpec* spec = SpecOf(op.kind);
   if (!op.expect.has_value() || spec == nullptr) return "";
-  const Expect& e = *op.expect;
-  if (e.err != Errno::kOk) return ErrnoName(e.err);
-  if (spec->returns == Returns::kBytes) return e.data ? FormatData(*e.data) : "ok";
-  if (!ReturnsValue(spec->returns) || !e.value) return "ok";
-  return ReturnsHex(spec->returns) ? Hex(*e.value) : Dec(*e.value);
+  return trace_spec::FormatExpect(*spec, *op.expect);
 }
 
 }  // namespace
@@ -402,7 +266,7 @@ class SetupRule {
 
   bool seen_operation_ = false;
   uint64_t seen_kinds_ = 0;  // bit per OpKind
-  static_assert(static_cast<size_t>(OpKind::kProfile) < 64, "seen_kinds_ has a bit per kind");
+  static_assert(static_cast<size_t>(OpKind::kSnapshot) < 64, "seen_kinds_ has a bit per kind");
 };
 
 }  // namespace
@@ -489,30 +353,21 @@ std::string OpName(OpKind kind) {
 }
 
 Expect ExpectFromResult(OpKind kind, const OpResult& result) {
+  const OpSpec* spec = SpecOf(kind);
+  if (spec != nullptr) return trace_spec::ExpectOf(*spec, result);
   Expect e;
   e.err = result.err;
-  const OpSpec* spec = SpecOf(kind);
-  if (result.err != Errno::kOk || spec == nullptr) return e;
-  if (spec->returns == Returns::kBytes) e.data = result.data;
-  if (ReturnsValue(spec->returns)) e.value = result.value;
   return e;
 }
 
-namespace {
-
-bool SameExpect(const std::optional<Expect>& a, const std::optional<Expect>& b) {
-  if (a.has_value() != b.has_value()) return false;
-  if (!a.has_value()) return true;
-  return a->err == b->err && a->value == b->value && a->data == b->data;
-}
-
-}  // namespace
-
 bool SameOp(const Op& a, const Op& b) {
+  if (a.expect.has_value() != b.expect.has_value()) return false;
+  if (a.expect.has_value() && !trace_spec::SameExpect(*a.expect, *b.expect)) return false;
   return a.kind == b.kind && a.pid == b.pid && a.addr == b.addr && a.len == b.len &&
          a.new_len == b.new_len && a.new_addr == b.new_addr && a.prot == b.prot &&
          a.flags == b.flags && a.pin == b.pin && a.devmem == b.devmem && a.pfn == b.pfn &&
-         a.device == b.device && a.data == b.data && SameExpect(a.expect, b.expect);
+         a.device == b.device && a.mirror == b.mirror && a.range == b.range &&
+         a.data == b.data;
 }
 
 }  // namespace hmm::props

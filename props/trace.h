@@ -52,8 +52,11 @@ bool ParseTraceFile(const std::string& path, std::vector<Op>* ops, std::string* 
 // One line in canonical syntax, without a newline, ending in " -> RESULT" when
 // op.expect is set. Only the part of the expectation that op.kind can return
 // is printed: an errno other than kOk wins; else bytes for read, the value for
-// process, fork, mmap, mremap, pin, devmem_add, devpage_alloc and page_frees
-// (addresses and pfns in hex, the rest in decimal), and `ok` for the rest.
+// process, fork, mmap, mremap, pin, devmem_add, devpage_alloc, page_frees,
+// mirror, get_pfns, hmm_fault, range_done and commit (addresses and pfns in
+// hex, the rest in decimal), `ok` then the cpages=N, faults=N and bytes it
+// holds for dread, dwrite (no bytes) and snapshot (bytes as hex: or fill:),
+// and `ok` for the rest.
 // ParseTrace(FormatOp(op)) gives back `op` (apart from `line`) for every op
 // whose expectation has that shape; ExpectFromResult builds one.
 std::string FormatOp(const Op& op);
@@ -67,6 +70,14 @@ std::string OpName(OpKind kind);
 
 // Whether two ops are the same line: every field but `line` (the source line).
 bool SameOp(const Op& a, const Op& b);
+
+// Every part an expectation holds, whatever the kind returns: the errno when
+// it is not kOk; else "ok", then the value in hex, cpages=N, faults=N and the
+// bytes (fill: for 8 or more equal bytes, else hex:), each only when present:
+// "ok 0x10000000", "ok cpages=4 faults=1 fill:0x0*16384". For reports
+// (props/runner.h FormatResult), not for trace lines: FormatOp prints what
+// the kind returns, in its canonical form.
+std::string FormatOutcome(const Expect& e);
 
 // The expectation that says exactly `result` for an op of `kind`, in the shape
 // FormatOp prints: the errno; when kOk, also the value or the bytes if `kind`

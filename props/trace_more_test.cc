@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "props/trace_random_ops.h"
 #include "props/trace_test_util.h"
 
 namespace hmm::props {
@@ -27,6 +28,7 @@ using testing::Bytes;
 using testing::ErrorOf;
 using testing::MustParse;
 using testing::MustParseOne;
+using testing::RandomOps;
 
 // --- Error messages ---
 
@@ -183,150 +185,6 @@ TEST(TraceErrors, NonPrintableBytesInMessagesAreEscaped) {
 
 // --- Round trip: Parse(Format(op)) == op ---
 
-class RandomOps {
- public:
-  static constexpr uint64_t kNumKinds = static_cast<uint64_t>(OpKind::kProfile) + 1;
-
-  explicit RandomOps(uint32_t seed) : rng_(seed) {}
-
-  Op Next() {
-    Op op;
-    op.kind = static_cast<OpKind>(Below(kNumKinds));
-    op.pid = Number();
-    switch (op.kind) {
-      case OpKind::kCreateProcess: op.pid = 0; break;
-      case OpKind::kExit:
-      case OpKind::kFork: break;
-      case OpKind::kMmap:
-        Range(&op);
-        op.prot = Bits();
-        op.flags = Bits();
-        break;
-      case OpKind::kMunmap:
-      case OpKind::kMadviseDontneed:
-      case OpKind::kRead:
-      case OpKind::kPin: Range(&op); break;
-      case OpKind::kMprotect:
-        Range(&op);
-        op.prot = Bits();
-        break;
-      case OpKind::kWrite:
-        op.addr = Number();
-        op.data = Data();
-        break;
-      case OpKind::kUnpin:
-        op.pid = 0;
-        op.pin = Number();
-        break;
-      case OpKind::kMremap:
-        Range(&op);
-        op.new_len = Number();
-        op.flags = Bits();
-        if ((op.flags & kMremapFixed) != 0 || Below(2) == 0) op.new_addr = Number();
-        break;
-      case OpKind::kDevmemAdd:
-        op.pid = 0;
-        op.device = Number();
-        op.len = Number();
-        break;
-      case OpKind::kDevmemRemove:
-      case OpKind::kDevPageAlloc:
-      case OpKind::kPageFrees:
-        op.pid = 0;
-        op.devmem = Number();
-        break;
-      case OpKind::kRamHotAdd:
-      case OpKind::kRamHotRemove:
-        op.pid = 0;
-        Range(&op);
-        break;
-      case OpKind::kDevPagePut:
-        op.pid = 0;
-        op.pfn = Number();
-        break;
-      case OpKind::kDevMap:
-        op.addr = Number();
-        op.pfn = Number();
-        op.prot = Bits();
-        break;
-      // Set-up lines: only values inside their bounds parse.
-      case OpKind::kRam:
-        op.pid = 0;
-        op.len = kMinTraceRamPages + Below(kMaxTraceRamPages - kMinTraceRamPages + 1);
-        break;
-      case OpKind::kPhysmemBits:
-        op.pid = 0;
-        op.len = kMinPhysmemBits + Below(kMaxPhysmemBits - kMinPhysmemBits + 1);
-        break;
-      case OpKind::kSection:
-        op.pid = 0;
-        op.len = kMinSectionBytes << Below(19);  // 4 KiB .. 1 GiB
-        break;
-      case OpKind::kProfile:
-        op.pid = 0;
-        op.flags = static_cast<uint32_t>(Below(2) == 0 ? Profile::kDefault : Profile::kV18);
-        break;
-    }
-    if (Below(4) != 0) op.expect = ExpectFor(op.kind);
-    return op;
-  }
-
- private:
-  uint64_t Below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
-
-  uint64_t Number() {
-    switch (Below(4)) {
-      case 0: return Below(16);
-      case 1: return kMmapBase + Below(64) * kPageSize;
-      case 2: return UINT64_MAX - Below(4);
-      default: return std::uniform_int_distribution<uint64_t>()(rng_);
-    }
-  }
-
-  uint32_t Bits() {
-    return Below(3) == 0 ? static_cast<uint32_t>(Number()) : static_cast<uint32_t>(Below(8));
-  }
-
-  void Range(Op* op) {
-    op->addr = Number();
-    op->len = Number();
-  }
-
-  std::vector<uint8_t> Data() {
-    size_t n = Below(3) == 0 ? Below(5000) : Below(40);
-    std::vector<uint8_t> data(n);
-    switch (Below(4)) {
-      case 0:  // printable, quotes and backslashes included
-        for (uint8_t& c : data) c = static_cast<uint8_t>(0x20 + Below(0x5f));
-        break;
-      case 1:  // text with \n \t \r
-        for (uint8_t& c : data) c = "ab\"\\\n\t\r #->"[Below(12)];
-        break;
-      case 2:  // uniform
-        std::fill(data.begin(), data.end(), static_cast<uint8_t>(Below(256)));
-        break;
-      default:  // any byte
-        for (uint8_t& c : data) c = static_cast<uint8_t>(Below(256));
-    }
-    return data;
-  }
-
-  Expect ExpectFor(OpKind kind) {
-    OpResult r;
-    r.err = Below(3) == 0 ? static_cast<Errno>(Below(12)) : Errno::kOk;
-    r.value = Number();
-    r.data = Data();
-    Expect e = ExpectFromResult(kind, r);
-    if (Below(5) == 0) {  // a bare "ok"
-      e.value.reset();
-      e.data.reset();
-    }
-    return e;
-  }
-
-  std::mt19937 rng_;
-};
-
 TEST(TraceRoundTrip, RandomOps) {
   RandomOps gen(20240607);
   std::vector<Op> ops;
@@ -382,7 +240,9 @@ TEST(TraceHostile, RandomTextNeverCrashesAndParsedTextRoundTrips) {
       "\x01", "\x7f", "\xff", "\xc3\xa9", "=", "PROT_READ", "MAP_FIXED", "devmem_add",
       "devmem_remove", "ram_hotadd", "ram_hotremove", "devpage_alloc", "devpage_put", "devmap",
       "page_frees", "ram", "physmem_bits", "section", "profile", "default", "v18", "32",
-      "0x10000", "kBusy"};
+      "0x10000", "kBusy", "mirror", "unmirror", "get_pfns", "hmm_fault", "range_done",
+      "commit", "dread", "dwrite", "snapshot", "cpages=", "faults=", "cpages=4", "faults=1",
+      "kNoEnt"};
   std::mt19937 rng(7);
   int parsed = 0;
   for (int i = 0; i < 20000; ++i) {

@@ -17,6 +17,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The candidate replacements of one op, each differing from it in one field.
+class Alternatives {
+ public:
+  explicit Alternatives(const Op& op) : op_(op) {}
+
+  template <typename Field, typename Value>
+  void With(Field Op::*field, const Value& value) {
+    if (op_.*field == value) return;
+    Op c = op_;
+    c.*field = value;
+    out_.push_back(std::move(c));
+  }
+
+  std::vector<Op> Take() { return std::move(out_); }
+
+ private:
+  const Op& op_;
+  std::vector<Op> out_;
+};
+
 class Shrinker {
  public:
   Shrinker(std::vector<Op> ops, const FailingPrefix& oracle, const ShrinkLimits& limits,
@@ -32,6 +52,8 @@ class Shrinker {
       changed |= DeleteSetup();
       changed |= RemapAddresses();
       changed |= RemapPfns();
+      changed |= RemapIds(&Op::mirror, UsesMirror);
+      changed |= RemapIds(&Op::range, UsesRange);
       changed |= SimplifyNumbers();
     }
     return best_;
@@ -84,7 +106,10 @@ class Shrinker {
     return changed;
   }
 
-  static bool UsesCpuAddr(OpKind k) {
+  // The ops whose Op::addr is a user address of some process (the mirroring
+  // ops name the process through their mirror).
+  static bool UsesCpuAddr(OpKind k) { return UsesPidAndAddr(k) || UsesMirrorAddr(k); }
+  static bool UsesPidAndAddr(OpKind k) {
     switch (k) {
       case OpKind::kMmap: case OpKind::kMunmap: case OpKind::kMprotect:
       case OpKind::kMadviseDontneed: case OpKind::kRead: case OpKind::kWrite:
@@ -94,7 +119,15 @@ class Shrinker {
         return false;
     }
   }
-  static bool UsesPid(OpKind k) { return UsesCpuAddr(k) || k == OpKind::kExit || k == OpKind::kFork; }
+  static bool UsesMirrorAddr(OpKind k) {
+    return k == OpKind::kGetPfns || k == OpKind::kHmmFault || k == OpKind::kDread ||
+           k == OpKind::kDwrite || k == OpKind::kSnapshot;
+  }
+  static bool UsesPid(OpKind k) {
+    return UsesPidAndAddr(k) || k == OpKind::kExit || k == OpKind::kFork || k == OpKind::kMirror;
+  }
+  static bool UsesMirror(OpKind k) { return UsesMirrorAddr(k) || k == OpKind::kUnmirror; }
+  static bool UsesRange(OpKind k) { return k == OpKind::kRangeDone || k == OpKind::kCommit; }
 
   // (3a) Addresses are shared between ops (mmap X, then write X): move one
   // page-aligned value everywhere at once, toward kMmapBase.
@@ -144,6 +177,28 @@ class Shrinker {
     return changed;
   }
 
+  // (3d) Mirror and range ids are shared like pfns (mirror -> 1, then dread 1;
+  // get_pfns -> 2, then commit 2): move one id everywhere at once, one down,
+  // never below the first id, 1. Ids are not renumbered when their line is
+  // deleted (neither are pids, pins or devmems); this move lets a later
+  // reference fall onto an earlier line's id, after which the now unused line
+  // can go.
+  bool RemapIds(uint64_t Op::*field, bool (*uses)(OpKind)) {
+    std::set<uint64_t> values;
+    for (const Op& op : best_) {
+      if (uses(op.kind) && op.*field > 1) values.insert(op.*field);
+    }
+    bool changed = false;
+    for (uint64_t v : values) {
+      std::vector<Op> c = best_;
+      for (Op& op : c) {
+        if (uses(op.kind) && op.*field == v) --(op.*field);
+      }
+      changed |= Try(std::move(c));
+    }
+    return changed;
+  }
+
   static std::vector<uint64_t> AddrTargets(uint64_t v) {
     std::vector<uint64_t> out;
     auto add = [&](uint64_t t) {
@@ -183,58 +238,63 @@ class Shrinker {
   // Candidate replacements of `op`, simplest first; each differs in one field
   // and moves it strictly toward its canonical value, so the loop ends.
   static std::vector<Op> Candidates(const Op& op) {
-    std::vector<Op> out;
-    auto with = [&](auto field, auto value) {
-      Op c = op;
-      if (c.*field == value) return;
-      c.*field = value;
-      out.push_back(std::move(c));
-    };
+    Alternatives a(op);
     const OpKind k = op.kind;
-    if (UsesPid(k) && op.pid > 1) with(&Op::pid, uint64_t{1});
-    if (UsesCpuAddr(k)) {
-      if (op.addr > kMmapBase) {
-        with(&Op::addr, kMmapBase);
-        with(&Op::addr, op.addr & kPageMask);  // a write or read inside a page: its start
-      }
+    if (UsesPid(k) && op.pid > 1) a.With(&Op::pid, uint64_t{1});
+    if (UsesCpuAddr(k) && op.addr > kMmapBase) {
+      a.With(&Op::addr, kMmapBase);
+      a.With(&Op::addr, op.addr & kPageMask);  // a write or read inside a page: its start
     }
-    switch (k) {
+    LengthCandidates(op, &a);
+    DataCandidates(op, &a);
+    const uint32_t rw = kProtRead | kProtWrite;
+    if (k == OpKind::kMmap || k == OpKind::kMprotect || k == OpKind::kDevMap) {
+      a.With(&Op::prot, rw);
+    }
+    if (k == OpKind::kMmap) a.With(&Op::flags, uint32_t{kMapPrivate | kMapFixed});
+    if (k == OpKind::kMremap) a.With(&Op::flags, uint32_t{kMremapMaymove});
+    if (k == OpKind::kMirror) a.With(&Op::device, uint64_t{0});
+    return a.Take();
+  }
+
+  // Byte lengths -> one page or half; counts (read bytes, pages) -> 1 or half.
+  static void LengthCandidates(const Op& op, Alternatives* a) {
+    switch (op.kind) {
       case OpKind::kMmap: case OpKind::kMunmap: case OpKind::kMprotect:
       case OpKind::kMadviseDontneed:
         if (op.len > kPageSize) {
-          with(&Op::len, kPageSize);
-          with(&Op::len, (op.len / 2) & kPageMask);
+          a->With(&Op::len, kPageSize);
+          a->With(&Op::len, (op.len / 2) & kPageMask);
         }
-        break;
-      case OpKind::kRead:
-        if (op.len > 1) { with(&Op::len, uint64_t{1}); with(&Op::len, op.len / 2); }
-        break;
-      case OpKind::kPin:
-        if (op.len > 1) { with(&Op::len, uint64_t{1}); with(&Op::len, op.len / 2); }
-        break;
+        return;
+      case OpKind::kRead: case OpKind::kPin: case OpKind::kGetPfns: case OpKind::kHmmFault:
+      case OpKind::kDread: case OpKind::kSnapshot:
+        if (op.len > 1) {
+          a->With(&Op::len, uint64_t{1});
+          a->With(&Op::len, op.len / 2);
+        }
+        return;
       case OpKind::kMremap:
-        if (op.len > kPageSize) with(&Op::len, kPageSize);
-        if (op.new_len > kPageSize) with(&Op::new_len, kPageSize);
-        break;
+        if (op.len > kPageSize) a->With(&Op::len, kPageSize);
+        if (op.new_len > kPageSize) a->With(&Op::new_len, kPageSize);
+        return;
       default:
-        break;
+        return;
     }
-    if (k == OpKind::kWrite) {
-      const std::vector<uint8_t> one = {0x01};
-      if (op.data != one) with(&Op::data, one);
-      if (op.data.size() > 1) {
-        with(&Op::data, std::vector<uint8_t>(op.data.begin(),
-                                             op.data.begin() + static_cast<std::ptrdiff_t>(op.data.size() / 2)));
-        with(&Op::data, std::vector<uint8_t>(op.data.size() / 2, uint8_t{0x01}));
-      }
-    }
-    const uint32_t rw = kProtRead | kProtWrite;
-    if (k == OpKind::kMmap || k == OpKind::kMprotect || k == OpKind::kDevMap) {
-      with(&Op::prot, rw);
-    }
-    if (k == OpKind::kMmap) with(&Op::flags, uint32_t{kMapPrivate | kMapFixed});
-    if (k == OpKind::kMremap) with(&Op::flags, uint32_t{kMremapMaymove});
-    return out;
+  }
+
+  // write: one byte 0x01, the first half, half as many 0x01s. dwrite, whose
+  // data is whole pages: the same in pages.
+  static void DataCandidates(const Op& op, Alternatives* a) {
+    if (op.kind != OpKind::kWrite && op.kind != OpKind::kDwrite) return;
+    const size_t unit = op.kind == OpKind::kWrite ? 1 : kPageSize;
+    const std::vector<uint8_t> one(unit, 0x01);
+    if (op.data != one) a->With(&Op::data, one);
+    const size_t half = op.data.size() / unit / 2 * unit;
+    if (half == 0) return;
+    a->With(&Op::data, std::vector<uint8_t>(op.data.begin(),
+                                            op.data.begin() + static_cast<std::ptrdiff_t>(half)));
+    a->With(&Op::data, std::vector<uint8_t>(half, uint8_t{0x01}));
   }
 
   std::vector<Op> best_;

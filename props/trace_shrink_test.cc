@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -204,6 +205,81 @@ TEST(TraceShrink, HonoursTheTimeBudget) {
   calls = 0;
   EXPECT_EQ(ShrinkTrace(LongTrace(), StillFails(slow), limits).size(), LongTrace().size());
   EXPECT_EQ(calls, 0);
+}
+
+// --- Mirror and range ids ---
+
+// One trace line as an Op (no expectation, `line` cleared as generated ops have it).
+Op Line(const std::string& text) {
+  std::vector<Op> ops;
+  std::string error;
+  EXPECT_TRUE(ParseTrace(text, "t.hmm", &ops, &error)) << error;
+  Op op = ops.empty() ? Op{} : ops[0];
+  op.line = 0;
+  return op;
+}
+
+// How many ops of `kind` come before position `end`.
+size_t CountBefore(const std::vector<Op>& ops, size_t end, OpKind kind) {
+  return static_cast<size_t>(std::count_if(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(end),
+                                           [kind](const Op& op) { return op.kind == kind; }));
+}
+
+// Fails when the last step is a dread of a mirror some earlier `mirror` line
+// made (ids 1, 2, ... in line order) at an address an earlier mmap returned
+// (its ADDR, as in a MAP_FIXED mmap), and a commit of a range some earlier
+// get_pfns line made comes before it.
+bool DreadOfAMirror(const std::vector<Op>& ops) {
+  if (ops.empty() || ops.back().kind != OpKind::kDread) return false;
+  const Op& last = ops.back();
+  const size_t n = ops.size() - 1;
+  if (last.mirror == 0 || last.mirror > CountBefore(ops, n, OpKind::kMirror)) return false;
+  bool mapped = false;
+  bool committed = false;
+  for (size_t i = 0; i < n; ++i) {
+    mapped |= ops[i].kind == OpKind::kMmap && ops[i].addr == last.addr;
+    committed |= ops[i].kind == OpKind::kCommit && ops[i].range != 0 &&
+                 ops[i].range <= CountBefore(ops, i, OpKind::kGetPfns);
+  }
+  return mapped && committed;
+}
+
+TEST(TraceShrink, MovesMirrorAndRangeIdsAndTheirAddresses) {
+  const std::vector<Op> original = {
+      Process(),
+      Line("mirror 3 1"),
+      Line("mirror 2 1"),
+      Line("mmap 1 0x10006000 0x8000 rw private|fixed"),
+      Line("get_pfns 2 0x10006000 8"),
+      Line("get_pfns 2 0x10007000 2"),
+      Line("dwrite 2 0x10006000 fill:0x5a*0x3000"),
+      Line("commit 2"),
+      Line("dread 2 0x10006000 8"),
+  };
+  ASSERT_TRUE(DreadOfAMirror(original));
+  const std::vector<Op> shrunk = ShrinkTrace(original, StillFails(DreadOfAMirror));
+  ASSERT_TRUE(DreadOfAMirror(shrunk));
+  // The dread's mirror id moved down onto the first mirror line, the commit's
+  // range id onto the first get_pfns; the lines no longer named went; the
+  // shared address moved to kMmapBase everywhere at once.
+  EXPECT_EQ(FormatTrace(shrunk, ""),
+            "mirror 0 1\n"
+            "mmap 1 0x10000000 0x1000 rw private|fixed\n"
+            "get_pfns 1 0x10000000 1\n"
+            "commit 1\n"
+            "dread 1 0x10000000 1\n");
+}
+
+TEST(TraceShrink, DwriteDataShrinksInWholePages) {
+  // Fails when the last step is a dwrite of 2+ pages whose first byte is 0x5a.
+  auto big_dwrite = [](const std::vector<Op>& ops) {
+    return !ops.empty() && ops.back().kind == OpKind::kDwrite &&
+           ops.back().data.size() >= 2 * kPageSize && ops.back().data[0] == 0x5a;
+  };
+  const std::vector<Op> original = {Process(), Line("dwrite 1 0x10000000 fill:0x5a*0x5000")};
+  const std::vector<Op> shrunk = ShrinkTrace(original, StillFails(big_dwrite));
+  ASSERT_EQ(shrunk.size(), 1u);
+  EXPECT_EQ(shrunk[0].data, std::vector<uint8_t>(2 * kPageSize, 0x5a)) << "5 pages -> 2 -> stop";
 }
 
 }  // namespace

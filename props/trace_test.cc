@@ -419,9 +419,9 @@ TEST(TraceFormat, CanonicalLines) {
 
 TEST(TraceFormat, PrintsOnlyWhatTheKindReturns) {
   Op op = MustParseOne("munmap 1 0x1000 0x1000");
-  op.expect = Expect{Errno::kOk, 0, std::vector<uint8_t>{1}};
+  op.expect = Expect{Errno::kOk, 0, std::vector<uint8_t>{1}, 2, 3};
   EXPECT_EQ(FormatOp(op), "munmap 1 0x1000 0x1000 -> ok");
-  op.expect = Expect{Errno::kNoMem, 7, std::nullopt};
+  op.expect = Expect{Errno::kNoMem, 7, std::nullopt, std::nullopt, std::nullopt};
   EXPECT_EQ(FormatOp(op), "munmap 1 0x1000 0x1000 -> kNoMem");
 }
 
@@ -480,7 +480,7 @@ TEST(TraceFormat, OpNames) {
 }
 
 TEST(TraceFormat, EveryKindHasAName) {
-  for (int k = 0; k <= static_cast<int>(OpKind::kProfile); ++k) {
+  for (int k = 0; k <= static_cast<int>(OpKind::kSnapshot); ++k) {
     EXPECT_EQ(OpName(static_cast<OpKind>(k)).rfind("unknown-op-", 0), std::string::npos) << k;
   }
 }

@@ -175,28 +175,48 @@ std::string FormatMremapFlags(uint32_t flags) { return FormatBits(flags, kMremap
 
 namespace {
 
-constexpr struct {
-  Profile profile;
+// A word for each value of an enum (profiles, counters).
+template <typename T>
+struct Word {
+  T value;
   const char* name;
-} kProfileNames[] = {{Profile::kDefault, "default"}, {Profile::kV18, "v18"}};
+};
+
+// The entry of `words` named `name`, or of value `value`; null when none is.
+template <typename T, size_t N>
+const Word<T>* Named(const Word<T> (&words)[N], const std::string& name) {
+  for (const Word<T>& w : words) {
+    if (name == w.name) return &w;
+  }
+  return nullptr;
+}
+template <typename T, size_t N>
+const Word<T>* Valued(const Word<T> (&words)[N], uint64_t value) {
+  for (const Word<T>& w : words) {
+    if (value == static_cast<uint64_t>(w.value)) return &w;
+  }
+  return nullptr;
+}
+
+constexpr Word<Profile> kProfileNames[] = {{Profile::kDefault, "default"},
+                                           {Profile::kV18, "v18"}};
+constexpr Word<Counter> kCounterNames[] = {{Counter::kCpages, "cpages"},
+                                           {Counter::kFaults, "faults"}};
 
 }  // namespace
 
 bool ParseProfile(const std::string& token, uint32_t* out, std::string* msg) {
-  for (const auto& p : kProfileNames) {
-    if (token == p.name) {
-      *out = static_cast<uint32_t>(p.profile);
-      return true;
-    }
+  const Word<Profile>* p = Named(kProfileNames, token);
+  if (p == nullptr) {
+    return Fail(msg, "unknown profile " + Show(token) + " (expected default or v18)");
   }
-  return Fail(msg, "unknown profile " + Show(token) + " (expected default or v18)");
+  *out = static_cast<uint32_t>(p->value);
+  return true;
 }
 
 std::string FormatProfile(uint32_t profile) {
-  for (const auto& p : kProfileNames) {
-    if (profile == static_cast<uint32_t>(p.profile)) return p.name;
-  }
-  return Dec(profile);
+  const Word<Profile>* p = Valued(kProfileNames, profile);
+  return p != nullptr ? p->name : Dec(profile);
 }
 
 // --- Data ---
@@ -302,12 +322,16 @@ bool ParseData(const std::string& token, std::vector<uint8_t>* out, std::string*
   return Fail(msg, "bad data " + Show(token) + " (expected \"TEXT\", hex:HEX or fill:BYTE*COUNT)");
 }
 
-std::string FormatData(const std::vector<uint8_t>& data) {
+namespace {
+
+// fill: for 8 to kMaxFillBytes equal bytes (else it would not parse); "" otherwise.
+std::string FillOf(const std::vector<uint8_t>& data) {
   bool uniform = std::all_of(data.begin(), data.end(), [&](uint8_t c) { return c == data[0]; });
-  if (data.size() >= 8 && data.size() <= kMaxFillBytes && uniform) {  // else it would not parse
-    return "fill:" + Hex(data[0]) + "*" + Dec(data.size());
-  }
-  if (std::all_of(data.begin(), data.end(), IsStringByte)) return QuotedString(data);
+  if (data.size() < 8 || data.size() > kMaxFillBytes || !uniform) return "";
+  return "fill:" + Hex(data[0]) + "*" + Dec(data.size());
+}
+
+std::string HexOf(const std::vector<uint8_t>& data) {
   static const char kDigits[] = "0123456789abcdef";
   std::string out = "hex:";
   for (uint8_t c : data) {
@@ -315,6 +339,47 @@ std::string FormatData(const std::vector<uint8_t>& data) {
     out += kDigits[c & 0xf];
   }
   return out;
+}
+
+}  // namespace
+
+std::string FormatData(const std::vector<uint8_t>& data) {
+  std::string fill = FillOf(data);
+  if (!fill.empty()) return fill;
+  if (std::all_of(data.begin(), data.end(), IsStringByte)) return QuotedString(data);
+  return HexOf(data);
+}
+
+std::string FormatBinary(const std::vector<uint8_t>& data) {
+  std::string fill = FillOf(data);
+  return fill.empty() ? HexOf(data) : fill;
+}
+
+// --- Counters ---
+
+bool IsCounterToken(const std::string& token) {
+  return !IsDataToken(token) && token.find('=') != std::string::npos;
+}
+
+bool ParseCounter(const std::string& token, Counter* counter, uint64_t* value,
+                  std::string* msg) {
+  const size_t eq = token.find('=');
+  const std::string name = token.substr(0, eq);
+  const std::string number = eq == std::string::npos ? "" : token.substr(eq + 1);
+  const Word<Counter>* c = Named(kCounterNames, name);
+  if (c == nullptr) {
+    return Fail(msg, "unknown counter " + Show(token) + " (expected cpages=N or faults=N)");
+  }
+  if (!StartsWithDigit(number)) {
+    return Fail(msg, "bad counter " + Show(token) + " (expected " + name + "=N)");
+  }
+  *counter = c->value;
+  return ParseNumber(number, 64, value, msg);
+}
+
+std::string FormatCounter(Counter counter, uint64_t value) {
+  const Word<Counter>* c = Valued(kCounterNames, static_cast<uint64_t>(counter));
+  return std::string(c != nullptr ? c->name : "?") + "=" + Dec(value);
 }
 
 }  // namespace hmm::props::trace_values

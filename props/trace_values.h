@@ -7,8 +7,9 @@
 // Parse(Format(v)) == v for every value. docs/scenario-format.md ("Grammar",
 // "Canonical form") is the user's reference.
 //
-// Internal to props/trace.cc, which cuts lines into tokens and decides which
-// kind each position holds (props/trace.h). Every Parse* takes untrusted bytes:
+// Internal to the trace library: props/trace.cc cuts lines into tokens and
+// decides which kind each position holds (props/trace.h), props/trace_result.cc
+// does the same for results. Every Parse* takes untrusted bytes:
 // it returns true iff the token is well formed, and otherwise sets *msg to a
 // message without the "FILE:LINE: " prefix and leaves *out unspecified.
 
@@ -81,6 +82,25 @@ bool ParseData(const std::string& token, std::vector<uint8_t>* out, std::string*
 // fill: for eight or more equal bytes (up to kMaxFillBytes), a quoted string
 // when every byte is printable ASCII, \n, \t or \r, else hex:.
 std::string FormatData(const std::vector<uint8_t>& data);
+
+// As FormatData, but never a quoted string: fill: or hex:. For bytes that are
+// not text (a snapshot's byte per page; the runner's results).
+std::string FormatBinary(const std::vector<uint8_t>& data);
+
+// --- Counters of a dummy-device result: cpages=N, faults=N ---
+
+enum class Counter : uint8_t { kCpages, kFaults };
+
+// True iff the token has the shape of a counter (a word with '='), so it is
+// parsed as one or rejected as such.
+bool IsCounterToken(const std::string& token);
+
+// `cpages=N` or `faults=N`, N a number; its name into *counter.
+bool ParseCounter(const std::string& token, Counter* counter, uint64_t* value,
+                  std::string* msg);
+
+// "cpages=4", "faults=0".
+std::string FormatCounter(Counter counter, uint64_t value);
 
 }  // namespace hmm::props::trace_values
 
