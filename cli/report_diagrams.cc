@@ -119,6 +119,26 @@ std::string CpuFaultPathDot() {
 )dot";
 }
 
+// The seed's snapshot protocol (docs/mirror.md): a range is registered
+// valid; an overlapping invalidation marks it invalid and erases the device's
+// entries; the commit checks range_done under the same update lock.
+std::string MirrorProtocolDot() {
+  return R"dot(digraph mirror_protocol {
+  node [shape=box, style="rounded,filled", fillcolor="#f3f5f7", fontname="sans-serif"];
+  edge [fontname="sans-serif", fontsize=10];
+  snap [label="HmmVmaGetPfns / HmmVmaFault\nregister range (valid), walk, fill HMM_PFN_*", fillcolor="#e7f0ff"];
+  cpu [label="CPU page-table change on [s,e)\n(munmap, mprotect, COW, fork, madvise, mremap, exit)"];
+  inval [label="mmu notifier: every mirror of the mm\nerases its device entries in [s,e);\noverlapping ranges: valid = false, entries zeroed", fillcolor="#fff1dc"];
+  lock [label="driver: take update lock"];
+  done [label="HmmVmaRangeDone: valid?", shape=diamond];
+  commit [label="install VALID|READ entries\n(write iff WRITE)", fillcolor="#e8f6ea"];
+  retry [label="drop lock, retry", fillcolor="#fdecea"];
+  snap -> lock; cpu -> inval; inval -> snap [style=dashed, label="overlaps an open range"];
+  lock -> done; done -> commit [label="true"]; done -> retry [label="false"]; retry -> snap;
+}
+)dot";
+}
+
 // The phases of migrate_vma() as the kernel runs them (research §1.c); hmmref
 // models them in the migration issue, so the figure says what is still to come.
 std::string MigrationPhasesDot() {
@@ -152,6 +172,11 @@ std::vector<Block> DiagramBlocks(const DotRenderer& dot) {
              "What a CPU access does at each page (model/fault.cc Kernel::FaultIn, after "
              "mm/memory.c handle_mm_fault()).",
              CpuFaultPathDot(), dot, &blocks);
+  AddDiagram("Snapshot protocol",
+             "How a device commits a snapshot or fault of the CPU page table safely "
+             "(mm/hmm.c hmm_vma_get_pfns(), hmm_vma_range_done(), hmm_invalidate_range()): "
+             "InvValidRangeMatchesCpu makes every commit preserve InvMirrorSubsetOfCpu.",
+             MirrorProtocolDot(), dot, &blocks);
   AddDiagram("Migration phases (not modeled yet)",
              "The phases of mm/migrate.c migrate_vma() that the migration issue models; "
              "each page fails or moves on its own, and no migration entry survives the call.",
@@ -174,7 +199,16 @@ std::string LaneOf(props::OpKind kind) {
     case OpKind::kPageFrees:
     case OpKind::kPhysmemBits:
     case OpKind::kSection:
-    case OpKind::kProfile: return "device";
+    case OpKind::kProfile:
+    case OpKind::kMirror:
+    case OpKind::kUnmirror:
+    case OpKind::kGetPfns:
+    case OpKind::kHmmFault:
+    case OpKind::kRangeDone:
+    case OpKind::kCommit:
+    case OpKind::kDread:
+    case OpKind::kDwrite:
+    case OpKind::kSnapshot: return "device";
     default: return "mm";
   }
 }

@@ -147,7 +147,7 @@ TEST(ReportDot, RenderedDiagramsAreInlined) {
   };
   std::string html, md, err;
   ASSERT_EQ(Generate(SmallRun("report-dot", fake), &html, &md, &err), kExitOk) << err;
-  EXPECT_EQ(Occurrences(html, "<svg data-test="), 3u);  // life cycle, fault path, migration
+  EXPECT_EQ(Occurrences(html, "<svg data-test="), 4u);  // life cycle, fault path, snapshot protocol, migration
   EXPECT_EQ(html.find("dot was not found"), std::string::npos);
 }
 
