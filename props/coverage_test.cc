@@ -310,7 +310,6 @@ TEST(CoverageDoc, HasARowForEveryClass) {
 const std::set<std::string> kKnownGaps = {
     "RAM exhausted (kNoMem)",
     "page_free from a zap",
-    "snapshot byte 0x21 or 0x22 (this device's page)",
 };
 
 class SuiteCoverage : public ::testing::TestWithParam<std::string> {};

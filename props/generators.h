@@ -57,9 +57,10 @@ rc::Gen<std::vector<Op>> GenDevmemTrace(const Config& config, uint64_t max_steps
 
 // --- The mirror suite (props/generators_mirror.cc) ---
 
-// The devmem machine's set-up lines and `process`, then a `devmem_add` of one
-// section for device 0 and `mirror 0 1`, so device operations have a mirror
-// and device pages from the first step.
+// The devmem machine's set-up lines and `process`, then the window mapped
+// read-write private, a `devmem_add` of one section for device 0 with one page
+// allocated, and `mirror 0 1`: device operations meet mapped pages, a mirror
+// and a device page from the first step.
 std::vector<Op> MirrorPrologue(const Config& config);
 
 // A trace mixing CPU operations, device-memory operations (for device-private

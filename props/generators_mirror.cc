@@ -17,7 +17,7 @@ using rc::gen::weightedElement;
 using rc::gen::weightedOneOf;
 
 rc::Gen<uint64_t> GenMirrorId() {
-  return weightedElement<uint64_t>({{10, 1}, {4, 2}, {2, 3}, {1, 0}, {1, 9}});
+  return weightedElement<uint64_t>({{20, 1}, {4, 2}, {1, 3}, {1, 0}, {1, 9}});
 }
 
 rc::Gen<uint64_t> GenRangeId() {
@@ -93,20 +93,34 @@ rc::Gen<Op> GenMirrorOp() {
 }
 
 rc::Gen<Op> GenMirrorSuiteOp(const Config& c) {
-  return weightedOneOf<Op>({{6, GenCpuOp()}, {1, GenDeviceMemoryOp(c)}, {6, GenMirrorOp()}});
+  return weightedOneOf<Op>({{6, GenCpuOp()}, {2, GenDeviceMemoryOp(c)}, {6, GenMirrorOp()}});
 }
 
 }  // namespace
 
 std::vector<Op> MirrorPrologue(const Config& config) {
   std::vector<Op> ops = DevmemPrologue(config);
-  // One region of device 0, so devpage_alloc + devmap reach device entries
-  // (snapshot 0x21/0x22, device entries under dread) within a few steps.
+  // The window mapped read-write, so device ranges meet mapped pages rather
+  // than holes; CPU operations then protect, unmap and remap parts of it.
+  Op window;
+  window.kind = OpKind::kMmap;
+  window.pid = 1;
+  window.addr = kMmapBase;
+  window.len = kWindowPages * kPageSize;
+  window.prot = kProtRead | kProtWrite;
+  window.flags = kMapPrivate | kMapFixed;
+  ops.push_back(window);
+  // One region of device 0 with its first page allocated, so a devmap of that
+  // pfn reaches device entries (snapshot 0x21/0x22, dread of a device page).
   Op region;
   region.kind = OpKind::kDevmemAdd;
   region.device = 0;
   region.len = config.section_bytes;
   ops.push_back(region);
+  Op alloc;
+  alloc.kind = OpKind::kDevPageAlloc;
+  alloc.devmem = 1;
+  ops.push_back(alloc);
   Op mirror;
   mirror.kind = OpKind::kMirror;
   mirror.device = 0;
