@@ -8,6 +8,10 @@
 #include <cstdlib>
 
 namespace hmm::cli {
+
+// oracle/oracle_command.cc: the kernel oracle's lower and compare (docs/oracle.md).
+int OracleCommand(const std::vector<std::string>& args, Io& io);
+
 namespace {
 
 struct Entry {
@@ -21,6 +25,7 @@ constexpr Entry kCommands[] = {
     {"run", "replay .hmm traces against the model and the implementation", RunCommand},
     {"prove", "prove the Z3 lemmas", ProveCommand},
     {"report", "write the design-review page: report --out DIR", ReportCommand},
+    {"oracle", "the kernel oracle's lower and compare (./hmmref oracle build|run)", OracleCommand},
 };
 
 constexpr char kExitStatus[] =

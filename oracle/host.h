@@ -1,0 +1,87 @@
+// File: oracle/host.h
+//
+// The host side of the kernel oracle (docs/oracle.md): runs a parsed .hmm
+// trace on the model, lowers each line to the guest runner's numbers-only
+// format (oracle/guest_runner.cc) using the model's results where the kernel
+// needs them (the addresses mmap chose, the pids and mirror ids), and compares
+// the guest's results with the model's, line by line.
+//
+// Compiled into the hmmref program (cli/BUILD lists these files), since the
+// model and props/apply.h are visible to //cli only.
+
+#ifndef HMMREF_ORACLE_HOST_H_
+#define HMMREF_ORACLE_HOST_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "props/op.h"
+
+namespace hmm::oracle {
+
+// What happens to one trace line on the kernel side.
+enum class LineFate {
+  kRun,          // sent to the guest; compared
+  kUnsupported,  // the kernel cannot express it (reason says why)
+  kNotRun,       // nothing to ask the kernel: no such process or mirror in the model
+};
+
+struct LoweredLine {
+  props::Op op;                 // the trace line (expect included)
+  props::OpResult model;        // the model's result
+  LineFate fate = LineFate::kRun;
+  std::string lowered;          // "LINE PID VERB ARGS" when kRun
+  std::string reason;           // when not kRun
+  std::string note;             // kRun: how the lowering changed the line, if it did
+  // kUnsupported only: whether skipping it can change what later lines see
+  // (devmap, pin, commit, ram, profile...); after such a line a difference
+  // is counted apart, as an artefact of the skip.
+  bool changes_state = false;
+};
+
+struct LoweredTrace {
+  std::vector<LoweredLine> lines;
+  uint64_t max_pid = 0;  // the largest trace pid a line creates
+};
+
+// Runs `ops` on the model (set-up lines configure it) and lowers every line.
+LoweredTrace Lower(const std::vector<props::Op>& ops);
+
+// The guest file for one trace: "trace NAME MAXPID", the kRun lines, "end".
+std::string FormatLowered(const LoweredTrace& trace, const std::string& name);
+
+// What the guest reported for one trace.
+struct KernelTrace {
+  bool started = false;   // a "T NAME" line
+  bool finished = false;  // its "E NAME" line
+  std::string abort;      // "A LINE why" when the runner gave up on the trace
+  std::map<int, std::string> results;                // line -> "ok ..." / "err E..."
+  std::map<int, std::vector<std::string>> kernel_log;  // line -> warnings logged during it
+};
+
+// Parses results channels ("T", "R", "K", "A", "E" lines; several boots may
+// be concatenated): trace name -> what it reported.
+std::map<std::string, KernelTrace> ParseResults(const std::string& text);
+
+struct CompareTally {
+  size_t compared = 0;
+  size_t differences = 0;
+  size_t after_unsupported = 0;  // differences after a state-changing unsupported line
+  size_t unsupported = 0;
+  size_t not_run = 0;
+  size_t missing = 0;   // kRun lines without a kernel result
+  size_t warnings = 0;  // kernel log lines
+};
+
+// Prints each line with the kernel's and the model's result; adds to *tally.
+void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel, std::ostream& out,
+                  CompareTally* tally);
+
+// "fill:0x5a*8192", "hex:6869" or a truncated run list, for display.
+std::string ShortData(const std::vector<uint8_t>& data);
+
+}  // namespace hmm::oracle
+
+#endif  // HMMREF_ORACLE_HOST_H_
