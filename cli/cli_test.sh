@@ -102,6 +102,22 @@ if [[ $# -gt 0 && -n $1 ]]; then
 fi
 echo "checked $malformed malformed scenarios"
 
+# A wrong expected value fails the run and is named at its file line.
+cat >"$tmp/wrong_faults.hmm" <<'TRACE'
+# anon_write with a wrong expectation: the kernel (and hmmref) give faults=1.
+process                                  -> 1
+mirror 0 1                               -> 1
+mmap 1 0 0x8000 rw private               -> 0x10000000
+
+dwrite 1 0x10000000 fill:0x5a*0x8000     -> ok cpages=8 faults=2
+read 1 0x10000000 4                      -> "ZZZZ"
+TRACE
+run_case run "$tmp/wrong_faults.hmm"
+if [[ $status -ne 1 ]] || ! grep -q "^$tmp/wrong_faults.hmm:6: FAILED at step 4 of 5 (expect)$" "$tmp/out" ||
+  ! grep -q "expected ok cpages=8 faults=2, both sides gave ok cpages=8 faults=1" "$tmp/out"; then
+  fail "hmmref run with a wrong faults= value: exit $status, stdout: $(cat "$tmp/out")"
+fi
+
 # --- the lists ---
 expect_help '^[a-z]+$' check --list
 expect_help '^[A-Za-z]+$' prove --list

@@ -64,8 +64,10 @@ bool RunOne(const std::string& file, const std::vector<props::Op>& ops, const Ru
     if (flags.report) io.out << props::FormatReport(report);
     return true;
   }
-  io.out << file << ": FAILED at step " << report.failing_step << " of " << ops.size() << " ("
-         << report.check << ")\n"
+  // FILE:LINE: first, as a compiler names a line, so an editor jumps to it.
+  const int line = report.steps.empty() ? 0 : report.steps.back().op.line;
+  io.out << file << (line > 0 ? ":" + std::to_string(line) : std::string()) << ": FAILED at step "
+         << report.failing_step << " of " << ops.size() << " (" << report.check << ")\n"
          << props::FormatReport(report);
   return false;
 }

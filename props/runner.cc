@@ -142,7 +142,9 @@ std::string FormatReport(const RunReport& report) {
   std::ostringstream os;
   for (const StepRecord& s : report.steps) {
     bool failing = s.index == report.failing_step;
-    os << (failing ? "=> " : "   ") << "step " << s.index << ": " << FormatOp(s.op) << "\n";
+    os << (failing ? "=> " : "   ") << "step " << s.index;
+    if (s.op.line > 0) os << " (line " << s.op.line << ")";
+    os << ": " << FormatOp(s.op) << "\n";
     os << "      model: " << FormatResult(s.model) << "   impl: " << FormatResult(s.impl) << "\n";
   }
   if (report.ok) {
