@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "props/op.h"
+
 #include "cli/flags.h"
 
 namespace hmm::cli {
@@ -61,6 +63,12 @@ int ParseOrExit(const CommandHelp& help, Flags& flags, const std::vector<std::st
 
 // Prints "hmmref: WHAT; see 'hmmref COMMAND --help'" on io.err and returns 2.
 int Usage(const std::string& command, const std::string& what, Io& io);
+
+// Parses every .hmm file into `traces` (one entry per file, in order); prints
+// each file's error as FILE:LINE: message on io.err. Returns true iff all
+// parsed (run.cc; `run` and `oracle` share it).
+bool ParseTraceFiles(const std::vector<std::string>& files,
+                     std::vector<std::vector<props::Op>>* traces, Io& io);
 
 // The command line that invoked hmmref, for copy-pasteable commands: the
 // HMMREF_PROG environment variable (the ./hmmref script sets it to how it was

@@ -37,21 +37,6 @@ struct RunFlags {
   bool no_expect = false;
 };
 
-// Parses every file; prints each error. Returns true iff all parsed.
-bool ParseAll(const std::vector<std::string>& files, std::vector<std::vector<props::Op>>* traces,
-              Io& io) {
-  bool ok = true;
-  for (const std::string& file : files) {
-    std::vector<props::Op> ops;
-    std::string error;
-    if (!props::ParseTraceFile(file, &ops, &error)) {
-      io.err << error << "\n";
-      ok = false;
-    }
-    traces->push_back(std::move(ops));
-  }
-  return ok;
-}
 
 // Runs one parsed trace and prints its outcome. Returns true iff it passed.
 bool RunOne(const std::string& file, const std::vector<props::Op>& ops, const RunFlags& flags,
@@ -74,6 +59,21 @@ bool RunOne(const std::string& file, const std::vector<props::Op>& ops, const Ru
 
 }  // namespace
 
+bool ParseTraceFiles(const std::vector<std::string>& files,
+                     std::vector<std::vector<props::Op>>* traces, Io& io) {
+  bool ok = true;
+  for (const std::string& file : files) {
+    std::vector<props::Op> ops;
+    std::string error;
+    if (!props::ParseTraceFile(file, &ops, &error)) {
+      io.err << error << "\n";
+      ok = false;
+    }
+    traces->push_back(std::move(ops));
+  }
+  return ok;
+}
+
 int RunCommand(const std::vector<std::string>& args, Io& io) {
   RunFlags run;
   Flags flags;
@@ -85,7 +85,7 @@ int RunCommand(const std::vector<std::string>& args, Io& io) {
   const std::vector<std::string>& files = flags.positional();
   if (files.empty()) return Usage("run", "run needs at least one FILE", io);
   std::vector<std::vector<props::Op>> traces;
-  if (!ParseAll(files, &traces, io)) return kExitUsage;
+  if (!ParseTraceFiles(files, &traces, io)) return kExitUsage;
   int failed = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     if (!RunOne(files[i], traces[i], run, io)) ++failed;

@@ -57,21 +57,6 @@ std::string TraceName(size_t i, const oracle::LoweredTrace& lowered) {
   return FileName(i) + buf;
 }
 
-bool ParseAll(const std::vector<std::string>& files, std::vector<std::vector<props::Op>>* traces,
-              Io& io) {
-  bool ok = true;
-  for (const std::string& file : files) {
-    std::vector<props::Op> ops;
-    std::string error;
-    if (!props::ParseTraceFile(file, &ops, &error)) {
-      io.err << error << "\n";
-      ok = false;
-    }
-    traces->push_back(std::move(ops));
-  }
-  return ok;
-}
-
 int Lower(const std::string& out_dir, const std::vector<std::vector<props::Op>>& traces,
           const std::vector<std::string>& files, Io& io) {
   for (size_t i = 0; i < traces.size(); ++i) {
@@ -161,7 +146,7 @@ int OracleCommand(const std::vector<std::string>& args, Io& io) {
   if (verb == "lower" && out_dir.empty()) return Usage("oracle", "lower needs --out DIR", io);
   if (verb == "compare" && results.empty()) return Usage("oracle", "compare needs --results FILE", io);
   std::vector<std::vector<props::Op>> traces;
-  if (!ParseAll(files, &traces, io)) return kExitUsage;
+  if (!ParseTraceFiles(files, &traces, io)) return kExitUsage;
   return verb == "lower" ? Lower(out_dir, traces, files, io) : Compare(results, traces, files, io);
 }
 
