@@ -235,126 +235,137 @@ void CoverageObserver::BeforeStep(const Op& op, const model::State& before) {
   }
 }
 
-void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) {
+// A read, a write or a pin: RAM exhaustion, the zero page, a shared page seen
+// by two processes, a partial write, and a COW break of BeforeStep's candidates.
+uint64_t CoverageObserver::AccessHits(const StepRecord& step, const model::State& s) {
   const Op& op = step.op;
   const Errno err = step.model.err;
+  uint64_t hit = 0;
+  if (err == Errno::kNoMem) hit |= Bit(kFaultOutOfRam);
+  if (op.kind == OpKind::kRead) {
+    if (Wants(kZeroPageMapped) && ReadLeftZeroPage(s, op)) hit |= Bit(kZeroPageMapped);
+    if (Wants(kSharedPageTwoProcesses) && err == Errno::kOk && SharedPageSeenByTwo(s, op, op.len)) {
+      hit |= Bit(kSharedPageTwoProcesses);
+    }
+    return hit;
+  }
+  if (op.kind == OpKind::kWrite) {
+    if (Wants(kSharedPageTwoProcesses) && err == Errno::kOk &&
+        SharedPageSeenByTwo(s, op, op.data.size())) {
+      hit |= Bit(kSharedPageTwoProcesses);
+    }
+    if (Wants(kPartialWrite) && PartialWrite(s, op, err)) hit |= Bit(kPartialWrite);
+  }
+  const model::Process* proc = cow_candidates_.empty() ? nullptr : FindProcess(s, op.pid);
+  for (size_t i = 0; proc != nullptr && i < cow_candidates_.size(); ++i) {
+    const model::Pte* pte = FindPte(*proc, cow_candidates_[i].first);
+    if (pte != nullptr && NamesPage(*pte) && pte->page != cow_candidates_[i].second) {
+      hit |= Bit(kCowBreak);
+    }
+  }
+  return hit;
+}
+
+// A fork that succeeded: a pinned page copied into the child, a device entry
+// the child shares.
+uint64_t CoverageObserver::ForkHits(const StepRecord& step, const model::State& s) {
+  uint64_t hit = 0;
+  if (step.model.err != Errno::kOk) return 0;
+  if (Wants(kForkPinnedPage) && !s.pins.empty()) {
+    CollectPinnedPages(s, &pinned_);
+    if (ForkCopiedPinnedPage(s, step.op.pid, step.model.value, pinned_)) hit |= Bit(kForkPinnedPage);
+  }
+  const model::Process* child = Wants(kDeviceEntryForked) ? FindProcess(s, step.model.value) : nullptr;
+  if (child == nullptr) return hit;
+  for (const auto& entry : child->ptes) {
+    if (entry.second.device) return hit | Bit(kDeviceEntryForked);
+  }
+  return hit;
+}
+
+// The other CPU and device-memory steps; sets *unmaps when the step may have
+// dropped PTEs (so a pin may now outlive its mapping).
+uint64_t CoverageObserver::OtherHits(const StepRecord& step, const model::State& s,
+                                     bool* unmaps) const {
+  const Op& op = step.op;
+  const Errno err = step.model.err;
+  const bool ok = err == Errno::kOk;
+  switch (op.kind) {
+    case OpKind::kMremap:
+      *unmaps = ok;
+      return ok && step.model.value != op.addr ? Bit(kMremapMoved) : 0;
+    case OpKind::kMadviseDontneed:
+      *unmaps = ok || err == Errno::kNoMem;
+      return err == Errno::kNoMem ? Bit(kMadviseOverHole) : 0;
+    case OpKind::kMunmap:
+    case OpKind::kExit: *unmaps = ok; return 0;
+    case OpKind::kMmap: *unmaps = ok && (op.flags & kMapFixed) != 0; return 0;
+    case OpKind::kRamHotAdd:
+      return err == Errno::kBusy && s.config.profile == Profile::kV18 &&
+                     OverlapsDeviceMemory(s, op.addr, op.len)
+                 ? Bit(kV18HotAddCollision)
+                 : 0;
+    case OpKind::kDevmemRemove: return err == Errno::kBusy ? Bit(kDevmemRemoveBusy) : 0;
+    case OpKind::kDevPageAlloc: return err == Errno::kNoMem ? Bit(kDeviceRegionExhausted) : 0;
+    default: return 0;
+  }
+}
+
+// A pinned page that no PTE maps any more.
+uint64_t CoverageObserver::PinOutlivesUnmapHit(const model::State& s) {
+  if (!Wants(kPinOutlivesUnmap) || s.pins.empty()) return 0;
+  CollectPinnedPages(s, &pinned_);
+  mapped_.assign(pinned_.size(), 0);
+  size_t found = 0;
+  for (const auto& proc : s.procs) {
+    for (const auto& entry : proc.second.ptes) {
+      if (!NamesPage(entry.second)) continue;
+      auto it = std::lower_bound(pinned_.begin(), pinned_.end(), entry.second.page);
+      if (it != pinned_.end() && *it == entry.second.page && !mapped_[it - pinned_.begin()]) {
+        mapped_[it - pinned_.begin()] = 1;
+        ++found;
+      }
+    }
+  }
+  return found < pinned_.size() ? Bit(kPinOutlivesUnmap) : 0;
+}
+
+// The callbacks this step logged.
+uint64_t CoverageObserver::EventHits(const Op& op, const model::State& s) {
+  uint64_t hit = 0;
+  for (size_t i = events_seen_; i < s.events.size(); ++i) {
+    const bool page_free = s.events[i].kind == model::DeviceEvent::kPageFree;
+    if (page_free) hit |= Bit(kPageFreeLogged);
+    if (page_free && op.kind != OpKind::kDevPagePut) hit |= Bit(kPageFreeOnZap);
+    if (!page_free) hit |= Bit(kFaultCallbackLogged);
+  }
+  events_seen_ = s.events.size();
+  return hit;
+}
+
+void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) {
+  const Op& op = step.op;
   ++steps_;
   const auto kind = static_cast<size_t>(op.kind);
-  const auto errno_index = static_cast<size_t>(err);
+  const auto errno_index = static_cast<size_t>(step.model.err);
   if (kind < kKinds && errno_index < kErrnos) ++commands_[kind][errno_index];
 
   uint64_t hit = 0;
-  auto want = [this](ClassId id) { return (enabled_ & Bit(id)) != 0; };
-  auto mark = [&hit](ClassId id, bool holds) {
-    if (holds) hit |= Bit(id);
-  };
   bool unmaps = false;  // the step may have dropped PTEs
-  switch (op.kind) {
-    case OpKind::kRead:
-      mark(kFaultOutOfRam, want(kFaultOutOfRam) && err == Errno::kNoMem);
-      mark(kZeroPageMapped, want(kZeroPageMapped) && ReadLeftZeroPage(s, op));
-      mark(kSharedPageTwoProcesses, want(kSharedPageTwoProcesses) && err == Errno::kOk &&
-                                        SharedPageSeenByTwo(s, op, op.len));
-      break;
-    case OpKind::kWrite:
-    case OpKind::kPin: {
-      mark(kFaultOutOfRam, want(kFaultOutOfRam) && err == Errno::kNoMem);
-      if (op.kind == OpKind::kWrite) {
-        mark(kSharedPageTwoProcesses, want(kSharedPageTwoProcesses) && err == Errno::kOk &&
-                                          SharedPageSeenByTwo(s, op, op.data.size()));
-        mark(kPartialWrite, want(kPartialWrite) && PartialWrite(s, op, err));
-      }
-      const model::Process* proc =
-          cow_candidates_.empty() ? nullptr : FindProcess(s, op.pid);
-      for (size_t i = 0; proc != nullptr && i < cow_candidates_.size(); ++i) {
-        const model::Pte* pte = FindPte(*proc, cow_candidates_[i].first);
-        mark(kCowBreak,
-             pte != nullptr && NamesPage(*pte) && pte->page != cow_candidates_[i].second);
-      }
-      break;
-    }
-    case OpKind::kFork:
-      if (err != Errno::kOk) break;
-      if (want(kForkPinnedPage) && !s.pins.empty()) {
-        CollectPinnedPages(s, &pinned_);
-        mark(kForkPinnedPage, ForkCopiedPinnedPage(s, op.pid, step.model.value, pinned_));
-      }
-      if (want(kDeviceEntryForked)) {
-        if (const model::Process* child = FindProcess(s, step.model.value)) {
-          for (const auto& entry : child->ptes) {
-            if (entry.second.device) {
-              mark(kDeviceEntryForked, true);
-              break;
-            }
-          }
-        }
-      }
-      break;
-    case OpKind::kMremap:
-      mark(kMremapMoved, want(kMremapMoved) && err == Errno::kOk && step.model.value != op.addr);
-      unmaps = err == Errno::kOk;
-      break;
-    case OpKind::kMadviseDontneed:
-      mark(kMadviseOverHole, want(kMadviseOverHole) && err == Errno::kNoMem);
-      unmaps = err == Errno::kOk || err == Errno::kNoMem;
-      break;
-    case OpKind::kMunmap:
-    case OpKind::kExit:
-      unmaps = err == Errno::kOk;
-      break;
-    case OpKind::kMmap:
-      unmaps = err == Errno::kOk && (op.flags & kMapFixed) != 0;
-      break;
-    case OpKind::kRamHotAdd:
-      mark(kV18HotAddCollision, want(kV18HotAddCollision) && err == Errno::kBusy &&
-                                    s.config.profile == Profile::kV18 &&
-                                    OverlapsDeviceMemory(s, op.addr, op.len));
-      break;
-    case OpKind::kDevmemRemove:
-      mark(kDevmemRemoveBusy, want(kDevmemRemoveBusy) && err == Errno::kBusy);
-      break;
-    case OpKind::kDevPageAlloc:
-      mark(kDeviceRegionExhausted, want(kDeviceRegionExhausted) && err == Errno::kNoMem);
-      break;
-    default:
-      break;
+  if (op.kind == OpKind::kRead || op.kind == OpKind::kWrite || op.kind == OpKind::kPin) {
+    hit |= AccessHits(step, s);
+  } else if (op.kind == OpKind::kFork) {
+    hit |= ForkHits(step, s);
+  } else {
+    hit |= OtherHits(step, s, &unmaps);
   }
-
-  // A pinned page that no PTE maps any more.
-  if (unmaps && want(kPinOutlivesUnmap) && !s.pins.empty()) {
-    CollectPinnedPages(s, &pinned_);
-    mapped_.assign(pinned_.size(), 0);
-    size_t found = 0;
-    for (const auto& proc : s.procs) {
-      for (const auto& entry : proc.second.ptes) {
-        if (!NamesPage(entry.second)) continue;
-        auto it = std::lower_bound(pinned_.begin(), pinned_.end(), entry.second.page);
-        if (it != pinned_.end() && *it == entry.second.page && !mapped_[it - pinned_.begin()]) {
-          mapped_[it - pinned_.begin()] = 1;
-          ++found;
-        }
-      }
-    }
-    mark(kPinOutlivesUnmap, found < pinned_.size());
-  }
-
+  if (unmaps) hit |= PinOutlivesUnmapHit(s);
   hit |= MirrorHits(op, step.model, s);
   if (mirror_entries_before_ != 0 && MirrorEntries(s) < mirror_entries_before_) {
     hit |= Bit(kMirrorEntriesErased);
   }
   mirror_entries_before_ = 0;
-
-  // The callbacks this step logged.
-  if (s.events.size() > events_seen_ &&
-      (enabled_ & (Bit(kPageFreeLogged) | Bit(kPageFreeOnZap) | Bit(kFaultCallbackLogged)))) {
-    for (size_t i = events_seen_; i < s.events.size(); ++i) {
-      const bool page_free = s.events[i].kind == model::DeviceEvent::kPageFree;
-      mark(kPageFreeLogged, want(kPageFreeLogged) && page_free);
-      mark(kPageFreeOnZap, want(kPageFreeOnZap) && page_free && op.kind != OpKind::kDevPagePut);
-      mark(kFaultCallbackLogged, want(kFaultCallbackLogged) && !page_free);
-    }
-  }
-  events_seen_ = s.events.size();
+  hit |= EventHits(op, s);
 
   hit &= enabled_;
   if (hit == 0) return;

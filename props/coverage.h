@@ -86,6 +86,14 @@ class CoverageObserver : public StepObserver {
   static constexpr size_t kMaxClasses = 64;
 
  private:
+  // AfterStep's parts; each returns the class bits it found (coverage.cc).
+  uint64_t AccessHits(const StepRecord& step, const model::State& s);
+  uint64_t ForkHits(const StepRecord& step, const model::State& s);
+  uint64_t OtherHits(const StepRecord& step, const model::State& s, bool* unmaps) const;
+  uint64_t PinOutlivesUnmapHit(const model::State& s);
+  uint64_t EventHits(const Op& op, const model::State& s);
+  bool Wants(uint32_t id) const { return (enabled_ >> id) & 1; }
+
   std::string suite_;
   uint64_t enabled_ = 0;   // bit c: class id c is one of the suite's
   uint64_t in_trace_ = 0;  // classes reached in the current trace
