@@ -345,6 +345,40 @@ std::string ShowKernel(const Op& op, const KernelResult& k) {
   return s;
 }
 
+// Prints a differing line: "known ID" when *known explains it (same line,
+// and the kind, if given, begins what differs), else "differs*" after a
+// state-changing unsupported line, else "DIFFERS".
+void PrintDiffering(const LoweredLine& l, const KernelResult& k, const std::string& diff,
+                    int tainted_at, std::map<int, KnownLine>* known, const std::string& at,
+                    const std::string& text, std::ostream& out, CompareTally* tally) {
+  std::string why = diff;
+  if (tainted_at != 0) why += "; after unsupported line " + std::to_string(tainted_at);
+  KnownLine* entry = nullptr;
+  if (known != nullptr && known->count(l.op.line) != 0) entry = &known->at(l.op.line);
+  if (entry != nullptr && diff.rfind(entry->kind, 0) != 0) {
+    why += "; not the " + entry->kind + " of known " + entry->id;
+    entry = nullptr;
+  }
+  std::string label;
+  if (entry != nullptr) {
+    entry->matched = true;
+    ++tally->known;
+    label = "known " + entry->id;
+  } else if (tainted_at != 0) {
+    ++tally->after_unsupported;
+    label = "differs*";
+  } else {
+    ++tally->differences;
+    tally->unexplained.push_back(l.op.line);
+    label = "DIFFERS";
+  }
+  label += std::string(label.size() < 13 ? 13 - label.size() : 1, ' ');
+  const std::string note = l.note.empty() ? "" : "  (" + l.note + ")";
+  out << at << label << text << "  (" << why << ")" << note << "\n"
+      << "      kernel: " << ShowKernel(l.op, k) << "\n"
+      << "      model:  " << ShowModel(l.op, l.model) << "\n";
+}
+
 }  // namespace
 
 std::string ShortData(const std::vector<uint8_t>& data) {
@@ -410,8 +444,8 @@ std::map<std::string, KernelTrace> ParseResults(const std::string& text) {
   return out;
 }
 
-void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel, std::ostream& out,
-                  CompareTally* tally) {
+void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
+                  std::map<int, KnownLine>* known, std::ostream& out, CompareTally* tally) {
   int tainted_at = 0;  // the first state-changing unsupported line
   for (const LoweredLine& l : trace.lines) {
     Op shown = l.op;
@@ -437,22 +471,14 @@ void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel, std::ost
       continue;
     }
     ++tally->compared;
+    if (known != nullptr && known->count(l.op.line) != 0) known->at(l.op.line).compared = true;
     KernelResult k = ParseKernel(it->second);
     std::string diff = Differ(l.op, l.model, k);
-    const std::string note = l.note.empty() ? "" : "  (" + l.note + ")";
     if (diff.empty()) {
+      const std::string note = l.note.empty() ? "" : "  (" + l.note + ")";
       out << at << "same         " << text << "  -> " << ShowKernel(l.op, k) << note << "\n";
-    } else if (tainted_at != 0) {
-      ++tally->after_unsupported;
-      out << at << "differs*     " << text << "  (" << diff << "; after unsupported line "
-          << tainted_at << ")\n"
-          << "      kernel: " << ShowKernel(l.op, k) << "\n"
-          << "      model:  " << ShowModel(l.op, l.model) << "\n";
     } else {
-      ++tally->differences;
-      out << at << "DIFFERS      " << text << "  (" << diff << ")" << note << "\n"
-          << "      kernel: " << ShowKernel(l.op, k) << "\n"
-          << "      model:  " << ShowModel(l.op, l.model) << "\n";
+      PrintDiffering(l, k, diff, tainted_at, known, at, text, out, tally);
     }
     auto log = kernel.kernel_log.find(l.op.line);
     if (log == kernel.kernel_log.end()) continue;

@@ -67,17 +67,30 @@ std::map<std::string, KernelTrace> ParseResults(const std::string& text);
 
 struct CompareTally {
   size_t compared = 0;
-  size_t differences = 0;
+  size_t differences = 0;        // unexplained: matching no known divergence
+  size_t known = 0;              // differences that a known divergence explains
   size_t after_unsupported = 0;  // differences after a state-changing unsupported line
   size_t unsupported = 0;
   size_t not_run = 0;
   size_t missing = 0;   // kRun lines without a kernel result
   size_t warnings = 0;  // kernel log lines
+  std::vector<int> unexplained;  // the trace lines counted in differences
+};
+
+// A known divergence (oracle/known_divergences.txt) at one line of a trace.
+struct KnownLine {
+  std::string id;        // "D5"
+  std::string kind;      // what differs ("errno", "faults", "data"...); "" for anything
+  int source_line = 0;   // its line in the known-divergences file
+  bool compared = false;  // set by CompareTrace when the kernel's result is there
+  bool matched = false;   // set by CompareTrace when the line differs as described
 };
 
 // Prints each line with the kernel's and the model's result; adds to *tally.
-void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel, std::ostream& out,
-                  CompareTally* tally);
+// A differing line listed in *known (line -> entry; may be null) is printed
+// as "known ID" and counted in tally->known, and its entry marked matched.
+void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
+                  std::map<int, KnownLine>* known, std::ostream& out, CompareTally* tally);
 
 // "fill:0x5a*8192", "hex:6869" or a truncated run list, for display.
 std::string ShortData(const std::vector<uint8_t>& data);

@@ -7,7 +7,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,7 +24,8 @@ namespace {
 
 constexpr CommandHelp kHelp = {
     "oracle",
-    "hmmref oracle lower --out DIR FILE... | hmmref oracle compare --results FILE FILE...",
+    "hmmref oracle lower --out DIR FILE... | "
+    "hmmref oracle compare --results FILE [--known FILE] FILE...",
     "The program's half of the kernel oracle (docs/oracle.md). Use the script:\n"
     "'./hmmref oracle build' builds Linux 6.1 with its HMM test driver, and\n"
     "'./hmmref oracle run FILE...' replays .hmm traces on it under QEMU and\n"
@@ -34,15 +38,18 @@ constexpr CommandHelp kHelp = {
     "  compare  reads the guest's results (--results; several boots may be\n"
     "           concatenated), runs each trace on the model again and prints\n"
     "           every line: the kernel's result and the model's, then\n"
-    "           \"N lines compared, D differences\"\n",
+    "           \"N lines compared, K known differences, U unexplained\";\n"
+    "           --known names the known divergences (oracle/known_divergences.txt:\n"
+    "           'ID PATH LINE [KIND]' a line); exit 0 only if U is 0\n",
     "  ./hmmref oracle build\n"
     "  ./hmmref oracle run scenarios/mirror_anon_read.hmm\n"
     "  hmmref oracle lower --out /tmp/lowered scenarios/mirror_anon_read.hmm\n"
-    "  hmmref oracle compare --results /tmp/results.log scenarios/mirror_anon_read.hmm\n",
+    "  hmmref oracle compare --results /tmp/results.log \\\n"
+    "      --known oracle/known_divergences.txt scenarios/mirror_anon_read.hmm\n",
 };
 
 std::string FileName(size_t i) {
-  char buf[16];
+  char buf[24];
   std::snprintf(buf, sizeof buf, "%04zu", i);
   return buf;
 }
@@ -76,45 +83,173 @@ int Lower(const std::string& out_dir, const std::vector<std::vector<props::Op>>&
   return kExitOk;
 }
 
-int Compare(const std::string& results_path, const std::vector<std::vector<props::Op>>& traces,
+// One line of the known-divergences file.
+struct KnownEntry {
+  std::string path;  // the trace, relative to the repository
+  int line = 0;      // its line
+  oracle::KnownLine known;
+  bool trace_finished = false;  // its trace was among the FILEs and ran to its end
+};
+
+bool ParseLineNumber(const std::string& s, int* line) {
+  if (s.empty() || s.size() > 9 || s[0] == '0') return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  *line = std::atoi(s.c_str());
+  return true;
+}
+
+// Checks one entry's fields; "" when well formed, else why not.
+std::string CheckEntry(const std::vector<std::string>& w, KnownEntry* e) {
+  if (w.size() < 3 || w.size() > 4) {
+    return "expected 'ID PATH LINE [KIND]', got " + std::to_string(w.size()) + " field(s)";
+  }
+  bool id_ok = w[0].size() >= 2 && w[0][0] == 'D' && w[0][1] != '0';
+  for (size_t i = 1; i < w[0].size(); ++i) id_ok = id_ok && w[0][i] >= '0' && w[0][i] <= '9';
+  if (!id_ok) return "'" + w[0] + "' is not a divergence id (D1, D2, ...)";
+  if (w[1][0] == '/') return "the trace path '" + w[1] + "' must be relative to the repository";
+  if (!ParseLineNumber(w[2], &e->line)) return "'" + w[2] + "' is not a line number";
+  static const char* const kKinds[] = {"errno", "address", "cpages", "faults", "data"};
+  bool kind_ok = w.size() == 3;
+  for (const char* k : kKinds) kind_ok = kind_ok || w[3] == k;
+  if (!kind_ok) return "unknown kind '" + w[3] + "' (errno, address, cpages, faults or data)";
+  e->known.id = w[0];
+  e->path = std::filesystem::path(w[1]).lexically_normal().string();
+  e->known.kind = w.size() == 4 ? w[3] : "";
+  return "";
+}
+
+// Reads the known-divergences file: "ID PATH LINE [KIND]" a line, '#'
+// comments. False, with "FILE:LINE: why", for a malformed one.
+bool ReadKnown(const std::string& path, std::vector<KnownEntry>* out, Io& io) {
+  std::ifstream f(path);
+  if (!f) {
+    io.err << "hmmref: cannot read the known divergences " << path << "\n";
+    return false;
+  }
+  std::string text;
+  for (int n = 1; std::getline(f, text); ++n) {
+    std::istringstream fields(text.substr(0, text.find('#')));
+    std::vector<std::string> w;
+    for (std::string word; fields >> word;) w.push_back(word);
+    if (w.empty()) continue;
+    KnownEntry e;
+    std::string why = CheckEntry(w, &e);
+    for (const KnownEntry& o : *out) {
+      if (why.empty() && o.path == e.path && o.line == e.line) {
+        why = e.path + ":" + w[2] + " is listed already, at line " +
+              std::to_string(o.known.source_line);
+      }
+    }
+    if (!why.empty()) {
+      io.err << path << ":" << n << ": " << why << "\n";
+      return false;
+    }
+    e.known.source_line = n;
+    out->push_back(std::move(e));
+  }
+  return true;
+}
+
+// Whether the entry's PATH names FILE: FILE's absolute path ends with it.
+bool SameTrace(const std::string& entry_path, const std::string& file) {
+  std::error_code ec;
+  std::string abs = std::filesystem::weakly_canonical(file, ec).string();
+  if (ec) abs = std::filesystem::absolute(file).lexically_normal().string();
+  return abs == entry_path ||
+         (abs.size() > entry_path.size() &&
+          abs.compare(abs.size() - entry_path.size(), entry_path.size(), entry_path) == 0 &&
+          abs[abs.size() - entry_path.size() - 1] == '/');
+}
+
+void Add(const oracle::CompareTally& t, oracle::CompareTally* total) {
+  total->compared += t.compared;
+  total->differences += t.differences;
+  total->known += t.known;
+  total->after_unsupported += t.after_unsupported;
+  total->unsupported += t.unsupported;
+  total->not_run += t.not_run;
+  total->missing += t.missing;
+  total->warnings += t.warnings;
+}
+
+// Compares one trace, printing its header and lines; adds to *total and
+// lists its unexplained lines in *unexplained.
+bool CompareOne(const std::string& file, const std::vector<props::Op>& ops, size_t i,
+                std::map<std::string, oracle::KernelTrace>& kernel,
+                std::vector<KnownEntry>* known, oracle::CompareTally* total,
+                std::vector<std::string>* unexplained, Io& io) {
+  oracle::LoweredTrace lowered = oracle::Lower(ops);
+  const oracle::KernelTrace& k = kernel[TraceName(i, lowered)];
+  std::map<int, oracle::KnownLine> lines_known;
+  for (KnownEntry& e : *known) {
+    if (SameTrace(e.path, file)) lines_known[e.line] = e.known;
+  }
+  oracle::CompareTally t;
+  std::ostringstream lines;
+  oracle::CompareTrace(lowered, k, &lines_known, lines, &t);
+  for (KnownEntry& e : *known) {
+    auto it = lines_known.find(e.line);
+    if (!SameTrace(e.path, file) || it == lines_known.end()) continue;
+    e.known.matched |= it->second.matched;
+    e.known.compared |= it->second.compared;
+    e.trace_finished |= k.finished;
+  }
+  io.out << file << ": " << t.compared << " compared, " << t.differences << " differ, " << t.known
+         << " known, " << t.unsupported << " unsupported, " << t.not_run << " not run";
+  if (t.after_unsupported > 0) io.out << ", " << t.after_unsupported << " differ after an unsupported line";
+  if (t.warnings > 0) io.out << ", " << t.warnings << " kernel log lines";
+  if (!k.started) io.out << " (the guest never started this trace)";
+  else if (!k.finished) io.out << " (the guest stopped during this trace: a kernel crash?)";
+  io.out << "\n" << lines.str();
+  for (int line : t.unexplained) unexplained->push_back(file + ":" + std::to_string(line));
+  Add(t, total);
+  return k.finished;
+}
+
+// The entries whose trace ran to its end and whose line did not differ as
+// described: it agreed, or it was not compared (unsupported, not run, no
+// such line).
+size_t ReportStale(const std::vector<KnownEntry>& known, const std::string& known_path, Io& io) {
+  size_t stale = 0;
+  for (const KnownEntry& e : known) {
+    if (!e.trace_finished || e.known.matched) continue;
+    ++stale;
+    const std::string how = e.known.kind.empty() ? "" : " in " + e.known.kind;
+    io.out << "stale known divergence " << e.known.id << " at " << e.path << ":" << e.line << " ("
+           << (e.known.compared ? "the line no longer differs" + how
+                                : std::string("no line compared there"))
+           << "; remove " << known_path << ":" << e.known.source_line << ")\n";
+  }
+  return stale;
+}
+
+int Compare(const std::string& results_path, const std::string& known_path,
+            const std::vector<std::vector<props::Op>>& traces,
             const std::vector<std::string>& files, Io& io) {
   std::ifstream f(results_path);
   if (!f) {
     io.err << "hmmref: cannot read " << results_path << "\n";
     return kExitUsage;
   }
+  std::vector<KnownEntry> known;
+  if (!known_path.empty() && !ReadKnown(known_path, &known, io)) return kExitUsage;
   std::stringstream text;
   text << f.rdbuf();
   std::map<std::string, oracle::KernelTrace> kernel = oracle::ParseResults(text.str());
   oracle::CompareTally total;
+  std::vector<std::string> unexplained;
   size_t incomplete = 0;
   for (size_t i = 0; i < traces.size(); ++i) {
-    oracle::LoweredTrace lowered = oracle::Lower(traces[i]);
-    const oracle::KernelTrace& k = kernel[TraceName(i, lowered)];
-    oracle::CompareTally tally;
-    std::ostringstream lines;
-    oracle::CompareTrace(lowered, k, lines, &tally);
-    io.out << files[i] << ": " << tally.compared << " compared, " << tally.differences
-           << " differ, " << tally.unsupported << " unsupported, " << tally.not_run << " not run";
-    if (tally.after_unsupported > 0) {
-      io.out << ", " << tally.after_unsupported << " differ after an unsupported line";
-    }
-    if (tally.warnings > 0) io.out << ", " << tally.warnings << " kernel log lines";
-    if (!k.started) io.out << " (the guest never started this trace)";
-    else if (!k.finished) io.out << " (the guest stopped during this trace: a kernel crash?)";
-    io.out << "\n" << lines.str();
-    incomplete += !k.finished;
-    total.compared += tally.compared;
-    total.differences += tally.differences;
-    total.after_unsupported += tally.after_unsupported;
-    total.unsupported += tally.unsupported;
-    total.not_run += tally.not_run;
-    total.missing += tally.missing;
-    total.warnings += tally.warnings;
+    incomplete += !CompareOne(files[i], traces[i], i, kernel, &known, &total, &unexplained, io);
   }
-  io.out << total.compared << " lines compared, " << total.differences << " differences ("
-         << traces.size() << " traces; " << total.after_unsupported
-         << " more after an unsupported line, " << total.unsupported << " lines unsupported, "
+  const size_t stale = ReportStale(known, known_path, io);
+  for (const std::string& at : unexplained) io.out << "unexplained difference at " << at << "\n";
+  io.out << total.compared << " lines compared, " << total.known << " known differences, "
+         << total.differences << " unexplained (" << traces.size() << " traces; "
+         << total.after_unsupported << " more after an unsupported line, " << stale
+         << " stale known entries, " << total.unsupported << " lines unsupported, "
          << total.not_run << " not run, " << total.missing << " without a kernel result, "
          << total.warnings << " kernel log lines, " << incomplete << " traces incomplete)\n";
   const bool clean = total.differences == 0 && total.missing == 0 && total.warnings == 0 &&
@@ -125,10 +260,12 @@ int Compare(const std::string& results_path, const std::vector<std::vector<props
 }  // namespace
 
 int OracleCommand(const std::vector<std::string>& args, Io& io) {
-  std::string out_dir, results;
+  std::string out_dir, results, known;
   Flags flags;
   flags.String("out", "DIR", &out_dir, "lower: the folder for the NNNN.lt files (must exist)");
   flags.String("results", "FILE", &results, "compare: the guest's results channel");
+  flags.String("known", "FILE", &known,
+               "compare: the known divergences (default: none, every difference unexplained)");
   int status = ParseOrExit(kHelp, flags, args, /*max_positional=*/-1, io);
   if (status >= 0) return status;
   const std::vector<std::string>& pos = flags.positional();
@@ -147,7 +284,7 @@ int OracleCommand(const std::vector<std::string>& args, Io& io) {
   if (verb == "compare" && results.empty()) return Usage("oracle", "compare needs --results FILE", io);
   std::vector<std::vector<props::Op>> traces;
   if (!ParseTraceFiles(files, &traces, io)) return kExitUsage;
-  return verb == "lower" ? Lower(out_dir, traces, files, io) : Compare(results, traces, files, io);
+  return verb == "lower" ? Lower(out_dir, traces, files, io) : Compare(results, known, traces, files, io);
 }
 
 }  // namespace hmm::cli

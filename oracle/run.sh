@@ -8,22 +8,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 usage() {
   cat <<MSG
-Usage: ./hmmref oracle run [--keep DIR] [--timeout SECONDS] FILE...
+Usage: ./hmmref oracle run [--keep DIR] [--timeout SECONDS] [--known FILE | --no-known] FILE...
 
 Runs each .hmm trace on the model, lowers it for hmmref's guest runner, boots
 the kernel built by './hmmref oracle build' once for all of them (QEMU, TCG),
 and prints every line with the kernel's result and the model's, then
-"N lines compared, D differences". A trace during which the guest crashed is
-reported as incomplete and the remaining traces run in a fresh boot.
+"N lines compared, K known differences, U unexplained". A difference listed
+in the known divergences (oracle/known_divergences.txt, docs/divergences.md)
+is printed as "known ID" instead of DIFFERS; a listed line that no longer
+differs is reported as a "stale known divergence" (a warning). A trace
+during which the guest crashed is reported as incomplete and the remaining
+traces run in a fresh boot.
 
 Flags:
   --keep DIR         keep the lowered traces, results and console logs in DIR
                      (default: a temporary folder, removed at the end)
   --timeout SECONDS  the limit for one boot (default 600)
+  --known FILE       the known divergences, 'ID PATH LINE [KIND]' a line
+                     (default oracle/known_divergences.txt)
+  --no-known         no known divergences: every difference is unexplained
   -h, --help         this help
 
-Exit status: 0 no difference, 1 a difference (or a kernel warning or crash),
-2 usage or setup error (no kernel built yet: run './hmmref oracle build').
+Exit status: 0 no unexplained difference (known ones and stale entries
+allowed), 1 an unexplained difference (or a kernel warning or crash), 2 usage
+or setup error (no kernel built yet: run './hmmref oracle build'; a malformed
+known-divergences line, reported as FILE:LINE: why).
 MSG
 }
 
@@ -33,6 +42,7 @@ MSG
 KERNEL_CMDLINE='console=ttyS0 transparent_hugepage=madvise norandmaps quiet panic=-1 oops=panic memmap=512M$0x100000000'
 KEEP=""
 TIMEOUT=600
+KNOWN=$ORACLE_DIR/known_divergences.txt
 FILES=()
 
 parse_args() {
@@ -45,12 +55,17 @@ parse_args() {
       --timeout)
         [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "--timeout needs a positive number of seconds; see './hmmref oracle run --help'"
         TIMEOUT=$2; shift 2 ;;
+      --known)
+        [[ $# -ge 2 ]] || die "--known needs a file; see './hmmref oracle run --help'"
+        KNOWN=$2; shift 2 ;;
+      --no-known) KNOWN=""; shift ;;
       --) shift; FILES+=("$@"); break ;;
       -*) die "oracle run: unknown flag '$1'; see './hmmref oracle run --help'" ;;
       *) FILES+=("$1"); shift ;;
     esac
   done
   [[ ${#FILES[@]} -gt 0 ]] || die "oracle run needs at least one .hmm FILE; see './hmmref oracle run --help'"
+  [[ -z $KNOWN || ( -f $KNOWN && -r $KNOWN ) ]] || die "oracle run: no such readable known-divergences file: $KNOWN"
   local f
   for f in "${FILES[@]}"; do
     [[ -f $f && -r $f ]] || die "oracle run: no such readable file: $f"
@@ -85,6 +100,16 @@ boot() {
   tr -d '\r' <"$results" >>"$work/results.log"
 }
 
+# Reports a malformed known-divergences file (FILE:LINE: why) before booting:
+# a compare with no results reads it and stops with status 2.
+check_known() {
+  [[ -n $KNOWN ]] || return 0
+  local status=0
+  "$HMMREF_BIN" oracle compare --results "$WORK/results.log" --known "$KNOWN" "${FILES[@]}" \
+    >/dev/null || status=$?
+  [[ $status -ne 2 ]] || die "the known divergences $KNOWN are malformed (above)" 2
+}
+
 # Prints the console lines that say why the kernel stopped.
 crash_excerpt() {
   grep -E 'BUG|Oops|WARNING|panic|RIP:|Call Trace|Kernel panic' "$1" | head -n 12 | sed 's/^/    console: /' >&2 || true
@@ -112,6 +137,7 @@ main() {
     die "lowering failed" 2
   }
   : >"$WORK/results.log"
+  check_known
   local pending=() name n=0 start=$SECONDS
   for ((i = 0; i < ${#FILES[@]}; i++)); do pending+=("$(printf %04d "$i")"); done
   while [[ ${#pending[@]} -gt 0 ]]; do
@@ -140,7 +166,9 @@ main() {
     pending=("${rest[@]+"${rest[@]}"}")
   done
   local elapsed=$((SECONDS - start)) status=0
-  "$HMMREF_BIN" oracle compare --results "$WORK/results.log" "${FILES[@]}" || status=$?
+  local known=()
+  [[ -z $KNOWN ]] || known=(--known "$KNOWN")
+  "$HMMREF_BIN" oracle compare --results "$WORK/results.log" "${known[@]+"${known[@]}"}" "${FILES[@]}" || status=$?
   log "${#FILES[@]} trace(s), $n boot(s), $elapsed s on the kernel side ($((elapsed * 1000 / ${#FILES[@]})) ms per trace, boot included)"
   return "$status"
 }
