@@ -100,9 +100,7 @@ class DmirrorTest : public ::testing::TestWithParam<Profile> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Profiles, DmirrorTest, ::testing::Values(Profile::kDefault, Profile::kV18),
-                         [](const ::testing::TestParamInfo<Profile>& info) {
-                           return std::string(info.param == Profile::kV18 ? "V18" : "Default");
-                         });
+                         test_util::ProfileParamName);
 
 TEST_P(DmirrorTest, GuardsInOrder) {
   uint64_t a = Map(2);

@@ -19,6 +19,11 @@ namespace hmm::impl::test_util {
 constexpr uint32_t kRW = kProtRead | kProtWrite;
 constexpr uint64_t kPage = kPageSize;
 
+// The name of a test parameterized over both semantics profiles.
+inline std::string ProfileParamName(const ::testing::TestParamInfo<Profile>& info) {
+  return info.param == Profile::kV18 ? "V18" : "Default";
+}
+
 inline std::string Join(const std::vector<std::string>& lines) {
   std::string s;
   for (const std::string& l : lines) s += l + "\n";

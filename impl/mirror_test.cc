@@ -82,9 +82,7 @@ class MirrorTest : public ::testing::TestWithParam<Profile> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Profiles, MirrorTest, ::testing::Values(Profile::kDefault, Profile::kV18),
-                         [](const ::testing::TestParamInfo<Profile>& info) {
-                           return std::string(info.param == Profile::kV18 ? "V18" : "Default");
-                         });
+                         test_util::ProfileParamName);
 
 TEST_P(MirrorTest, RegisterGuardsInOrder) {
   EXPECT_EQ(k_.HmmMirrorRegister(DeviceId(9), Pid(42)).err, Errno::kSrch);
