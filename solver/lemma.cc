@@ -24,6 +24,7 @@ const std::vector<LemmaWithControl>& Registry() {
     auto* out = new std::vector<LemmaWithControl>(PteLemmas());
     for (LemmaWithControl& e : DevmemLemmas()) out->push_back(std::move(e));
     for (LemmaWithControl& e : MirrorLemmas()) out->push_back(std::move(e));
+    for (LemmaWithControl& e : MirrorOrderLemmas()) out->push_back(std::move(e));
     return out;
   }();
   return *entries;

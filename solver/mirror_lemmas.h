@@ -84,6 +84,23 @@ LemmaResult LemmaRangeDoneTrueImpliesNoOverlappingInvalidation(const MirrorSteps
 // The registry entries of the lemmas above, each with its negative control.
 std::vector<LemmaWithControl> MirrorLemmas();
 
+// Issue 7's ordering lemmas (mirror_order_lemmas.cc), small schedules over one
+// page. An existence claim, read inverted like LemmaV18PlacementCollides: with
+// the mirror callback after a revoking CPU change (`callback_at_end`, v18's
+// invalidate_range_end) some schedule has the device access the page through a
+// pt entry the CPU entry no longer matches; kProved with the schedule in
+// `detail` ("witness ..."), kFailed ("no stale access exists") if none does.
+LemmaResult LemmaV18InvalidateAtEndAdmitsStaleDeviceMapping(bool callback_at_end);
+
+// The sequence-count snapshot (mmu_interval_read_begin/read_retry): a commit
+// whose seq equals the sample had no invalidation in its window, for any number
+// of invalidations. `modulus` 0: the counter is an unbounded Int (no wrap);
+// otherwise it wraps mod `modulus` (the negative control: 4, ABA after two).
+LemmaResult LemmaSeqcountSnapshotHasNoAba(int modulus);
+
+// Their registry entries (lemma.cc's Registry(), after MirrorLemmas()).
+std::vector<LemmaWithControl> MirrorOrderLemmas();
+
 }  // namespace hmm::solver
 
 #endif  // HMMREF_SOLVER_MIRROR_LEMMAS_H_
