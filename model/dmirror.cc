@@ -29,7 +29,7 @@ Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npa
   // Is addr page-aligned, and the length non-zero (whole pages, for WRITE)?
   if (!PageAligned(addr) || !length_ok) return Errno::kInval;
   // Does the range end at or below kTaskSize?
-  if (addr > kTaskSize || npages > (kTaskSize - addr) >> kPageShift) return Errno::kInval;
+  if (EndsAboveTaskSize(addr, npages)) return Errno::kInval;
   // Does it fit the bounce buffer (HMM_BUFFER_SIZE)?
   if (npages > kMaxDmirrorPages) return Errno::kNoMem;
   // Is the mirrored process live? (mmget_not_zero())
@@ -37,23 +37,25 @@ Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npa
   return Errno::kOk;
 }
 
+// A device page's own contents (const when s is).
+template <typename S>
+auto& DevicePageContents(S& s, uint64_t pfn) {
+  return s.devmems.at(DevmemOfPfn(s, pfn)).pages.at(pfn).data;
+}
+
 // The contents a pt entry lets the device read: the zero page's, a page's, or
 // (a device entry) the device page's own.
 const Page& Contents(const State& s, const Pte& target) {
   static const Page kZeroPage;
   if (target.zero) return kZeroPage;
-  if (target.device) {
-    return s.devmems.at(DevmemOfPfn(s, target.device_pfn)).pages.at(target.device_pfn).data;
-  }
+  if (target.device) return DevicePageContents(s, target.device_pfn);
   return s.pages.at(target.page);
 }
 
 // The contents a write through a pt entry changes. REQUIRES: target.write
 // (so never the zero page).
 Page& WritableContents(State& s, const Pte& target) {
-  if (target.device) {
-    return s.devmems.at(DevmemOfPfn(s, target.device_pfn)).pages.at(target.device_pfn).data;
-  }
+  if (target.device) return DevicePageContents(s, target.device_pfn);
   return s.pages.at(target.page);
 }
 

@@ -100,7 +100,7 @@ Errno RangeGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npage
   // Is addr page-aligned and npages non-zero?
   if (!PageAligned(addr) || npages == 0) return Errno::kInval;
   // Does the range end at or below kTaskSize?
-  if (addr > kTaskSize || npages > (kTaskSize - addr) >> kPageShift) return Errno::kInval;
+  if (EndsAboveTaskSize(addr, npages)) return Errno::kInval;
   // Can the caller's pfns array be allocated?
   if (npages > kMaxRangePages) return Errno::kNoMem;
   // Is the mirrored process live? (4.14 has no VMA to walk.)

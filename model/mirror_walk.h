@@ -12,6 +12,11 @@
 
 namespace hmm::model {
 
+// Whether npages pages from addr run past kTaskSize (without overflow).
+inline bool EndsAboveTaskSize(uint64_t addr, uint64_t npages) {
+  return addr > kTaskSize || npages > (kTaskSize - addr) >> kPageShift;
+}
+
 // The notification of a CPU page-table change on [start, end) of process pid:
 // every mirror of pid erases its pt entries in [start, end), and every open
 // range of pid's mirrors that overlaps [start, end) (strictly) becomes invalid,

@@ -109,6 +109,15 @@ std::string Describe(const Config& c) {
          (c.profile == Profile::kV18 ? "v18" : "default");
 }
 
+// The keys of m and of i, each once, in order.
+template <typename K, typename V>
+std::set<K> KeysOfEither(const std::map<K, V>& m, const std::map<K, V>& i) {
+  std::set<K> keys;
+  for (const auto& kv : m) keys.insert(kv.first);
+  for (const auto& kv : i) keys.insert(kv.first);
+  return keys;
+}
+
 // Collects differences between two maps with the same key type; `what` names
 // the key for a line ("pid 1 vpn 0x10003").
 class Differ {
@@ -118,10 +127,7 @@ class Differ {
   template <typename K, typename V>
   void Maps(const std::map<K, V>& m, const std::map<K, V>& i,
             const std::function<std::string(const K&)>& what) {
-    std::set<K> keys;
-    for (const auto& kv : m) keys.insert(kv.first);
-    for (const auto& kv : i) keys.insert(kv.first);
-    for (const K& k : keys) {
+    for (const K& k : KeysOfEither(m, i)) {
       auto mi = m.find(k);
       auto ii = i.find(k);
       if (mi != m.end() && ii != i.end() && mi->second == ii->second) continue;
@@ -250,10 +256,7 @@ void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
 
 // Mirrors: who each belongs to, then its device page table entry by entry.
 void DiffMirrors(const model::State& m, const model::State& i, Differ* d) {
-  std::set<uint64_t> ids;
-  for (const auto& kv : m.mirrors) ids.insert(kv.first);
-  for (const auto& kv : i.mirrors) ids.insert(kv.first);
-  for (uint64_t id : ids) {
+  for (uint64_t id : KeysOfEither(m.mirrors, i.mirrors)) {
     auto mm = m.mirrors.find(id);
     auto im = i.mirrors.find(id);
     const std::string who = "mirror " + std::to_string(id);
@@ -292,10 +295,7 @@ model::State Abstract(const impl::Kernel& kernel) {
 
 std::vector<std::string> DiffStates(const model::State& m, const model::State& i, size_t max_lines) {
   Differ d(max_lines);
-  std::set<Pid> pids;
-  for (const auto& kv : m.procs) pids.insert(kv.first);
-  for (const auto& kv : i.procs) pids.insert(kv.first);
-  for (Pid pid : pids) {
+  for (Pid pid : KeysOfEither(m.procs, i.procs)) {
     auto mp = m.procs.find(pid);
     auto ip = i.procs.find(pid);
     std::string who = "pid " + std::to_string(pid.value);
