@@ -80,6 +80,7 @@ struct DevicePageInfo {
 
 struct DevmemInfo {
   uint64_t id = 0;
+  bool dmirror_chunk = false;  // added by the dummy device's allocator
   uint64_t device = 0;
   uint64_t first_pfn = 0;
   uint64_t npages = 0;
@@ -97,6 +98,7 @@ struct DeviceEventInfo {
 // Mirroring (docs/mirror.md).
 struct MirrorInfo {
   uint64_t id = 0;
+  uint64_t flags = 0;  // HMM_DMIRROR_FLAGS
   uint64_t device = 0;
   uint64_t pid = 0;
   std::vector<PteInfo> pt;  // ascending vpn; pfn/zero/device/write as a PTE's
@@ -156,6 +158,21 @@ class Kernel {
   Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
                                      const std::vector<uint8_t>& data);
   Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
+
+  // Migration (docs/migrate.md; impl/migrate*.cc, impl/dmirror_migrate.cc).
+  // The core MigrateVma(ops, args) with driver callbacks is declared in
+  // impl/migrate.h (it needs KernelState); these are the dummy device's.
+  Result<DmirrorResult> DmirrorMigrateToDev(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<DmirrorResult> DmirrorMigrateToSys(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Errno DmirrorRelease(uint64_t mirror);
+  Errno DmirrorFlags(uint64_t mirror, uint64_t flags);
+  // The migration loop of MIGRATE_TO_DEV (to_device) or MIGRATE_TO_SYS without
+  // the guards' bounce-buffer limit and without MIGRATE_TO_DEV's read-back:
+  // returns the pages that moved. For bench/ (64K pages per call).
+  // REQUIRES: as DmirrorMigrateToSys's guards, except npages may exceed
+  // kMaxDmirrorPages.
+  Result<uint64_t> DmirrorMigrateRange(uint64_t mirror, uint64_t addr, uint64_t npages,
+                                       bool to_device);
 
   // --- Introspection (read-only; for the abstraction function) ---
   std::vector<Pid> Pids() const;                       // live, ascending

@@ -59,7 +59,8 @@ bool Resource::operator==(const Resource& o) const {
 }
 
 bool Devmem::operator==(const Devmem& o) const {
-  return device == o.device && first_pfn == o.first_pfn && npages == o.npages && pages == o.pages;
+  return device == o.device && first_pfn == o.first_pfn && npages == o.npages && pages == o.pages &&
+         dmirror_chunk == o.dmirror_chunk;
 }
 
 bool DeviceEvent::operator==(const DeviceEvent& o) const {

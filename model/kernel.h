@@ -15,6 +15,7 @@
 #define HMMREF_MODEL_KERNEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -101,6 +102,7 @@ struct Devmem {
   uint64_t first_pfn = 0;
   uint64_t npages = 0;
   std::map<uint64_t, DevicePage> pages;  // pfn -> page, sparse
+  bool dmirror_chunk = false;  // added by the dummy device's allocator (docs/migrate.md)
 
   bool operator==(const Devmem& o) const;
 };
@@ -124,9 +126,10 @@ struct Mirror {
   DeviceId device;
   Pid pid;
   std::map<Vpn, Pte> pt;
+  uint64_t flags = 0;  // HMM_DMIRROR_FLAGS: kDmirrorFlagFailAlloc (docs/migrate.md)
 
   bool operator==(const Mirror& o) const {
-    return device == o.device && pid == o.pid && pt == o.pt;
+    return device == o.device && pid == o.pid && pt == o.pt && flags == o.flags;
   }
 };
 
@@ -180,6 +183,31 @@ struct State {
   uint64_t next_range = 1;
 
   bool operator==(const State& o) const;
+};
+
+// One migrate_vma call's arguments and arrays (docs/migrate.md; 6.1 struct
+// migrate_vma). src/dst pfn fields: a PageId for a system page, the device pfn
+// for a device page.
+struct MigrateVma {
+  Pid pid;
+  uint64_t start = 0;  // address
+  uint64_t end = 0;    // address, exclusive
+  uint32_t select = 0;  // kMigrateVmaSelect*
+  DeviceId owner;       // pgmap_owner: device-private pages of this device only
+  uint64_t fault_page = 0;  // the CPU fault path's device pfn, 0 if none
+  std::vector<uint64_t> src;  // kMigratePfn* | pfn << kMigratePfnShift, by MigrateVma
+  std::vector<uint64_t> dst;  // by the driver's alloc_and_copy
+  uint64_t cpages = 0;        // entries collected
+};
+
+class Kernel;
+
+// The driver's callbacks (struct migrate_vma_ops). alloc_and_copy may set
+// dst[i] only where src[i] has kMigratePfnMigrate; finalize_and_map sees the
+// outcome. `private` is what the callbacks capture.
+struct MigrateVmaOps {
+  std::function<void(MigrateVma&)> alloc_and_copy;
+  std::function<void(const MigrateVma&)> finalize_and_map;
 };
 
 // Renames pages and objects in order of first use (processes by pid; in each,
@@ -240,6 +268,13 @@ class Kernel {
   Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
                                      const std::vector<uint8_t>& data);
   Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
+
+  // Migration (docs/migrate.md; model/migrate.cc, model/dmirror_migrate.cc).
+  Errno MigrateVma(const MigrateVmaOps& ops, MigrateVma* args);
+  Result<DmirrorResult> DmirrorMigrateToDev(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Result<DmirrorResult> DmirrorMigrateToSys(uint64_t mirror, uint64_t addr, uint64_t npages);
+  Errno DmirrorRelease(uint64_t mirror);
+  Errno DmirrorFlags(uint64_t mirror, uint64_t flags);
 
   const State& state() const { return s_; }
   uint64_t ram_pages() const { return ram_pages_; }

@@ -204,6 +204,32 @@ struct DmirrorResult {
   }
 };
 
+// migrate_vma (docs/migrate.md): MIGRATE_PFN_* in 4.14's layout (flags in the
+// low bits, the pfn above kMigratePfnShift; include/linux/migrate.h).
+enum MigratePfnFlag : uint64_t {
+  kMigratePfnValid = 1 << 0,
+  kMigratePfnMigrate = 1 << 1,
+  kMigratePfnLocked = 1 << 2,
+  kMigratePfnWrite = 1 << 3,
+  kMigratePfnDevice = 1 << 4,
+  kMigratePfnError = 1 << 5,
+};
+constexpr unsigned kMigratePfnShift = 6;
+constexpr uint64_t kMigratePfnFlagMask = (uint64_t{1} << kMigratePfnShift) - 1;
+constexpr uint64_t MigratePfn(uint64_t pfn) { return (pfn << kMigratePfnShift) | kMigratePfnValid; }
+constexpr uint64_t MigratePfnToPfn(uint64_t mpfn) { return mpfn >> kMigratePfnShift; }
+
+// What a migration selects (6.1 include/linux/migrate.h MIGRATE_VMA_SELECT_*).
+enum MigrateVmaSelect : uint32_t {
+  kMigrateVmaSelectSystem = 1 << 0,
+  kMigrateVmaSelectDevicePrivate = 1 << 1,
+};
+
+// The dummy device's migration (docs/migrate.md).
+constexpr uint64_t kDmirrorMigrateChunk = 64;              // src_pfns[64] per migrate_vma call
+constexpr uint64_t kDmirrorChunkBytes = uint64_t{1} << 28;  // DEVMEM_CHUNK_SIZE, 256 MiB
+constexpr uint64_t kDmirrorFlagFailAlloc = 1;              // HMM_DMIRROR_FLAG_FAIL_ALLOC
+
 // mremap flags (include/uapi/linux/mman.h).
 enum MremapFlags : uint32_t {
   kMremapMaymove = 1,
