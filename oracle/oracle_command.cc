@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "oracle/fuzz_command.h"
 #include "oracle/host.h"
 #include "props/trace.h"
 
@@ -25,7 +26,9 @@ namespace {
 constexpr CommandHelp kHelp = {
     "oracle",
     "hmmref oracle lower --out DIR FILE... | "
-    "hmmref oracle compare --results FILE [--known FILE] FILE...",
+    "hmmref oracle compare --results FILE [--known FILE] FILE... | "
+    "hmmref oracle gen --out DIR [--traces N] [--seed S] [--steps M] [--suite NAME] | "
+    "hmmref oracle candidates --out DIR FILE",
     "The program's half of the kernel oracle (docs/oracle.md). Use the script:\n"
     "'./hmmref oracle build' builds Linux 6.1 with its HMM test driver, and\n"
     "'./hmmref oracle run FILE...' replays .hmm traces on it under QEMU and\n"
@@ -40,7 +43,13 @@ constexpr CommandHelp kHelp = {
     "           every line: the kernel's result and the model's, then\n"
     "           \"N lines compared, K known differences, U unexplained\";\n"
     "           --known names the known divergences (oracle/known_divergences.txt:\n"
-    "           'ID PATH LINE [KIND]' a line); exit 0 only if U is 0\n",
+    "           'ID PATH LINE [KIND]' a line); exit 0 only if U is 0\n"
+    "  gen      writes N random traces, DIR/fuzz-S-IIIII.hmm, drawn from a\n"
+    "           suite's generators with only the lines Linux 6.1 exposes kept\n"
+    "           (for './hmmref oracle fuzz'; the same S writes the same files)\n"
+    "  candidates writes one shrinking round of FILE, DIR/cand-IIIII.hmm: FILE\n"
+    "           with one run of lines removed, for halving run lengths, shortest\n"
+    "           first\n",
     "  ./hmmref oracle build\n"
     "  ./hmmref oracle run scenarios/mirror_anon_read.hmm\n"
     "  hmmref oracle lower --out /tmp/lowered scenarios/mirror_anon_read.hmm\n"
@@ -261,29 +270,42 @@ int Compare(const std::string& results_path, const std::string& known_path,
 
 int OracleCommand(const std::vector<std::string>& args, Io& io) {
   std::string out_dir, results, known;
+  OracleGenOptions gen;
   Flags flags;
-  flags.String("out", "DIR", &out_dir, "lower: the folder for the NNNN.lt files (must exist)");
+  flags.String("out", "DIR", &out_dir,
+               "lower, gen, candidates: the folder to write to (must exist)");
   flags.String("results", "FILE", &results, "compare: the guest's results channel");
   flags.String("known", "FILE", &known,
                "compare: the known divergences (default: none, every difference unexplained)");
+  flags.Uint("traces", "N", &gen.traces, 1, 1000000, "gen: how many traces (default 100)");
+  flags.Uint("seed", "S", &gen.seed, 0, ~uint64_t{0}, "gen: the seed (default 1)");
+  flags.Uint("steps", "M", &gen.steps, 1, 1000, "gen: the most steps a trace draws (default 40)");
+  flags.String("suite", "NAME", &gen.suite, "gen: whose generators (mirror; default mirror)");
   int status = ParseOrExit(kHelp, flags, args, /*max_positional=*/-1, io);
   if (status >= 0) return status;
   const std::vector<std::string>& pos = flags.positional();
-  if (pos.empty()) return Usage("oracle", "oracle needs a verb: lower or compare", io);
+  if (pos.empty()) return Usage("oracle", "oracle needs a verb: lower, compare, gen or candidates", io);
   const std::string& verb = pos[0];
-  if (verb == "build" || verb == "run") {
+  if (verb == "build" || verb == "run" || verb == "fuzz") {
     return Usage("oracle", "'oracle " + verb + "' is the ./hmmref script's: run '" +
                                ProgramName() + " oracle " + verb + "'", io);
   }
-  if (verb != "lower" && verb != "compare") {
-    return Usage("oracle", "unknown verb '" + verb + "' (lower or compare)", io);
+  if (verb != "lower" && verb != "compare" && verb != "gen" && verb != "candidates") {
+    return Usage("oracle", "unknown verb '" + verb + "' (lower, compare, gen or candidates)", io);
   }
+  if (verb != "compare" && out_dir.empty()) return Usage("oracle", verb + " needs --out DIR", io);
+  gen.out_dir = out_dir;
   std::vector<std::string> files(pos.begin() + 1, pos.end());
+  if (verb == "gen") {
+    if (!files.empty()) return Usage("oracle", "gen takes no FILE", io);
+    return OracleGen(gen, io);
+  }
   if (files.empty()) return Usage("oracle", "oracle " + verb + " needs at least one FILE", io);
-  if (verb == "lower" && out_dir.empty()) return Usage("oracle", "lower needs --out DIR", io);
+  if (verb == "candidates" && files.size() != 1) return Usage("oracle", "candidates takes one FILE", io);
   if (verb == "compare" && results.empty()) return Usage("oracle", "compare needs --results FILE", io);
   std::vector<std::vector<props::Op>> traces;
   if (!ParseTraceFiles(files, &traces, io)) return kExitUsage;
+  if (verb == "candidates") return OracleCandidates(out_dir, files[0], traces[0], io);
   return verb == "lower" ? Lower(out_dir, traces, files, io) : Compare(results, known, traces, files, io);
 }
 
