@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "solver/devmem_lemmas.h"
+#include "solver/migrate_lemmas.h"
 #include "solver/mirror_lemmas.h"
 #include "solver/prove.h"
 #include "solver/pte_lemmas.h"
@@ -25,6 +26,7 @@ const std::vector<LemmaWithControl>& Registry() {
     for (LemmaWithControl& e : DevmemLemmas()) out->push_back(std::move(e));
     for (LemmaWithControl& e : MirrorLemmas()) out->push_back(std::move(e));
     for (LemmaWithControl& e : MirrorOrderLemmas()) out->push_back(std::move(e));
+    for (LemmaWithControl& e : MigrateLemmas()) out->push_back(std::move(e));
     return out;
   }();
   return *entries;

@@ -31,6 +31,15 @@ inline uint64_t U64(const z3::model& m, const z3::expr& e) {
   return m.eval(e, /*model_completion=*/true).get_numeral_uint64();
 }
 
+// "name = true|false" and "name = 0x..." for term `b` or bit-vector `bv` in `m`.
+inline std::string RenderBool(const std::string& name, const z3::expr& b, const z3::model& m) {
+  return Line(name, Bool(m.eval(b, /*model_completion=*/true).is_true()));
+}
+
+inline std::string RenderNum(const std::string& name, const z3::expr& bv, const z3::model& m) {
+  return Line(name, Hex(U64(m, bv)));
+}
+
 inline std::vector<Named> Concat(std::vector<Named> a, const std::vector<Named>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

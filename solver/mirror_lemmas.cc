@@ -23,20 +23,18 @@ using mirror::World;
 using text::Line;
 using text::U64;
 
-// A negative control's break: a MirrorSteps flag and what it means.
-struct Break {
-  bool MirrorSteps::*flag = nullptr;  // nullptr: no lemma for this invariant
-  const char* name = "";
-};
+// A negative control's break: a MirrorSteps flag (nullptr: no lemma for this
+// invariant) and what it means.
+using MirrorBreak = Break<MirrorSteps>;
 
 struct OpInfo {
   MirrorOp op;
   const char* name;
-  bool device;         // DeviceStep (the kernel API, the dummy device), else CpuStep
-  const char* does;    // the step, from docs/mirror.md
-  const char* source;  // the kernel function it mirrors
-  Break subset;        // the control of Lemma<Op>PreservesInvMirrorSubsetOfCpu
-  Break valid_range;   // ... of Lemma<Op>PreservesInvValidRangeMatchesCpu; Break{}: as subset
+  bool device;              // DeviceStep (the kernel API, the dummy device), else CpuStep
+  const char* does;         // the step, from docs/mirror.md
+  const char* source;       // the kernel function it mirrors
+  MirrorBreak subset;       // the control of Lemma<Op>PreservesInvMirrorSubsetOfCpu
+  MirrorBreak valid_range;  // ... of Lemma<Op>PreservesInvValidRangeMatchesCpu; {}: as subset
 };
 
 constexpr char kCowNotNotified[] =
@@ -50,7 +48,7 @@ constexpr OpInfo kOps[] = {
      "mm/mmap.c unmap_region()",
      {&MirrorSteps::munmap_misses_last_page,
       "a munmap that notifies [addr, end - 1): the last page is missed"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kMprotect,
      "Mprotect",
      /*device=*/false,
@@ -59,14 +57,14 @@ constexpr OpInfo kOps[] = {
      "mm/mprotect.c mprotect_fixup(), change_pmd_range()",
      {&MirrorSteps::mprotect_skips_downgrade,
       "an mprotect that notifies only when the prot gains a bit, not on a downgrade"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kMadviseDontneed,
      "MadviseDontneed",
      /*device=*/false,
      "madvise(DONTNEED): the range's entries become none; its pages are notified",
      "mm/madvise.c madvise_dontneed_single_vma()",
      {&MirrorSteps::madvise_skips_notify, "a DONTNEED that zaps without notifying"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kMremapMove,
      "MremapMove",
      /*device=*/false,
@@ -74,7 +72,7 @@ constexpr OpInfo kOps[] = {
      "one too under MREMAP_FIXED (else it was unmapped)",
      "mm/mremap.c move_page_tables(), mremap_to()",
      {&MirrorSteps::mremap_skips_old_range, "a move that does not notify the old range"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kFork,
      "Fork",
      /*device=*/false,
@@ -83,7 +81,7 @@ constexpr OpInfo kOps[] = {
      "mm/memory.c copy_page_range()",
      {&MirrorSteps::fork_skips_notify,
       "a fork that write-protects the parent's private entries without notifying"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kCpuReadFault,
      "CpuReadFault",
      /*device=*/false,
@@ -92,7 +90,7 @@ constexpr OpInfo kOps[] = {
      "mm/memory.c do_anonymous_page(), do_read_fault()",
      {&MirrorSteps::read_fault_refills,
       "a read fault without the pte_none() re-check: it refills an entry already mapped"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kCpuWriteFault,
      "CpuWriteFault",
      /*device=*/false,
@@ -101,7 +99,7 @@ constexpr OpInfo kOps[] = {
      "filled (not notified)",
      "mm/memory.c wp_page_copy(), wp_page_reuse()",
      {&MirrorSteps::fault_skips_notify, kCowNotNotified},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kDeviceEntryInstall,
      "DeviceEntryInstall",
      /*device=*/false,
@@ -109,21 +107,21 @@ constexpr OpInfo kOps[] = {
      "notified",
      "mm/migrate.c migrate_vma_insert_page()",
      {&MirrorSteps::install_over_present, "an install into an occupied slot (no kBusy check)"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kExit,
      "Exit",
      /*device=*/false,
      "exit: every entry and VMA of the process goes; every page is notified",
      "mm/mmap.c exit_mmap() -> mmu_notifier_release()",
      {&MirrorSteps::exit_skips_notify, "an exit that tears down the tables without notifying"},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kGetPfns,
      "GetPfns",
      /*device=*/true,
      "HmmVmaGetPfns: a new range registered valid, its entries filled by the entry rules "
      "without faulting",
      "mm/hmm.c hmm_vma_get_pfns(), hmm_vma_walk_pmd()",
-     Break{},
+     MirrorBreak{},
      {&MirrorSteps::get_pfns_write_from_vma,
       "a walk that takes HMM_PFN_WRITE from the VMA's PROT_WRITE, not the entry's write bit"}},
     {MirrorOp::kHmmFault,
@@ -134,7 +132,7 @@ constexpr OpInfo kOps[] = {
      "filled; a failure unregisters it",
      "mm/hmm.c hmm_vma_fault()",
      {&MirrorSteps::fault_skips_notify, kCowNotNotified},
-     Break{}},
+     MirrorBreak{}},
     {MirrorOp::kDmirrorCommit,
      "DmirrorCommit",
      /*device=*/true,
@@ -319,18 +317,8 @@ namespace {
 using RunFn = std::function<LemmaResult(const MirrorSteps&)>;
 
 LemmaWithControl Entry(const std::string& name, const std::string& statement,
-                       const std::string& invariant, const RunFn& run, const Break& broken) {
-  MirrorSteps steps = MirrorSteps::Real();
-  steps.name = broken.name;
-  steps.*broken.flag = true;
-  const std::string control = name + "NegativeControl";
-  return {{name, statement, invariant, [run] { return run(MirrorSteps::Real()); }},
-          {control, statement + " Negative control over " + steps.name + "; must fail.", invariant,
-           [run, steps, control] {
-             LemmaResult r = run(steps);
-             r.name = control;
-             return r;
-           }}};
+                       const std::string& invariant, const RunFn& run, const MirrorBreak& broken) {
+  return EntryWithBreak<MirrorSteps>(name, statement, invariant, run, broken);
 }
 
 std::string StepStatement(const OpInfo& info, MirrorInv inv) {
@@ -349,9 +337,9 @@ std::string StepStatement(const OpInfo& info, MirrorInv inv) {
 void AppendStepEntries(const OpInfo& info, std::vector<LemmaWithControl>* out) {
   for (MirrorInv inv : {MirrorInv::kSubset, MirrorInv::kValidRange}) {
     if (inv == MirrorInv::kSubset && info.subset.flag == nullptr) continue;
-    const Break& broken = inv == MirrorInv::kValidRange && info.valid_range.flag != nullptr
-                              ? info.valid_range
-                              : info.subset;
+    const MirrorBreak& broken = inv == MirrorInv::kValidRange && info.valid_range.flag != nullptr
+                                    ? info.valid_range
+                                    : info.subset;
     out->push_back(Entry(
         std::string("Lemma") + info.name + "Preserves" + MirrorInvName(inv),
         StepStatement(info, inv), MirrorInvName(inv),
@@ -370,7 +358,7 @@ constexpr char kProtocolStatement[] =
 
 std::vector<LemmaWithControl> MirrorLemmas() {
   std::vector<LemmaWithControl> out;
-  const std::pair<MirrorInv, Break> initial[] = {
+  const std::pair<MirrorInv, MirrorBreak> initial[] = {
       {MirrorInv::kSubset,
        {&MirrorSteps::initial_pt_stale, "a pt that starts with an entry (an id reused uncleared)"}},
       {MirrorInv::kValidRange,

@@ -10,9 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,14 +25,6 @@ namespace {
 const std::vector<LemmaWithControl>& Entries() {
   static const auto* entries = new std::vector<LemmaWithControl>(MirrorLemmas());
   return *entries;
-}
-
-using FieldMap = std::map<std::string, std::string>;
-
-std::string Get(const FieldMap& f, const std::string& name) {
-  const auto it = f.find(name);
-  EXPECT_NE(it, f.end()) << "no field " << name;
-  return it == f.end() ? "" : it->second;
 }
 
 // InvMirrorSubsetOfCpu's Match, on the printed fields: `e` names what `cpu`
@@ -70,34 +60,7 @@ void ExpectBreaks(const std::string& invariant, const FieldMap& f) {
   }
 }
 
-std::string EntryName(const testing::TestParamInfo<size_t>& info) {
-  return Entries()[info.param].lemma.name;
-}
-
-class MirrorLemmaTest : public testing::TestWithParam<size_t> {};
-
-TEST_P(MirrorLemmaTest, Proved) {
-  const Lemma& lemma = Entries()[GetParam()].lemma;
-  const LemmaResult r = RunLemma(lemma);
-  std::printf("%s\n", Describe(r).c_str());
-  EXPECT_EQ(r.name, lemma.name);
-  EXPECT_EQ(r.status, LemmaStatus::kProved) << Describe(r);
-  EXPECT_TRUE(r.counterexample.empty());
-}
-
-TEST_P(MirrorLemmaTest, NegativeControlFailsWithCounterexample) {
-  const LemmaWithControl& e = Entries()[GetParam()];
-  ASSERT_EQ(e.control.name, e.lemma.name + "NegativeControl");
-  const LemmaResult r = RunLemma(e.control);
-  std::printf("%s\n", Describe(r).c_str());
-  EXPECT_EQ(r.name, e.control.name);
-  ASSERT_EQ(r.status, LemmaStatus::kFailed) << Describe(r);
-  EXPECT_EQ(r.detail.rfind("claim fails: ", 0), 0u) << r.detail;
-  ExpectBreaks(e.lemma.invariant, Fields(r.counterexample));
-}
-
-INSTANTIATE_TEST_SUITE_P(MirrorLemmas, MirrorLemmaTest, testing::Range<size_t>(0, Entries().size()),
-                         EntryName);
+HMM_LEMMA_ENTRY_TESTS(MirrorLemmas, MirrorLemmaTest, Entries, ExpectBreaks);
 
 TEST(MirrorLemmaRegistryTest, OneLemmaPerOperationAndInvariant) {
   std::set<std::string> names;
@@ -127,17 +90,7 @@ TEST(MirrorLemmaRegistryTest, RegisteredWithTheirInvariants) {
         name == "LemmaRangeDoneTrueImpliesNoOverlappingInvalidation" ? "InvValidRangeNotInvalidated"
         : name.find("InvMirrorSubsetOfCpu") != std::string::npos     ? "InvMirrorSubsetOfCpu"
                                                                      : "InvValidRangeMatchesCpu";
-    EXPECT_EQ(e.lemma.invariant, expected) << name;
-    EXPECT_EQ(e.control.invariant, expected) << name;
-    EXPECT_NE(e.lemma.statement.find(expected), std::string::npos) << name;
-    EXPECT_NE(e.control.statement.find("Negative control over "), std::string::npos) << name;
-    size_t found = 0;
-    for (size_t i = 0; i < AllLemmas().size(); ++i) {
-      if (AllLemmas()[i].name != name) continue;
-      ++found;
-      EXPECT_EQ(NegativeControls()[i].name, e.control.name);
-    }
-    EXPECT_EQ(found, 1u) << name;
+    ExpectRegistered(e, expected);
   }
 }
 

@@ -169,20 +169,6 @@ z3::expr CpuWriteImpliesVmaWriteAt(const MirrorState& s, const z3::expr& pid, co
                      Select(s.vma.write, pid, vpn));
 }
 
-z3::expr ForallWhere(const std::vector<z3::expr>& xs, const std::vector<z3::expr>& triggers,
-                     const z3::expr& body) {
-  z3::context& c = body.ctx();
-  std::vector<Z3_app> bound;
-  for (const z3::expr& x : xs) bound.push_back(Z3_to_app(c, x));
-  std::vector<Z3_ast> terms(triggers.begin(), triggers.end());
-  Z3_pattern pattern = Z3_mk_pattern(c, static_cast<unsigned>(terms.size()), terms.data());
-  c.check_error();
-  const z3::expr out(c, Z3_mk_forall_const(c, 0, static_cast<unsigned>(bound.size()), bound.data(),
-                                           1, &pattern, body));
-  c.check_error();
-  return out;
-}
-
 Named InvMirrorSubsetOfCpu(const World& w, const MirrorState& s, const std::string& state) {
   return {"InvMirrorSubsetOfCpu(" + state + ")",
           ForallWhere({w.i, w.v}, {Select(s.pt.kind, w.i, w.v)}, SubsetAt(s, w.i, w.v))};
@@ -307,14 +293,6 @@ std::string FlagNames(uint64_t flags) {
     if ((flags & bit) != 0) names += (names.empty() ? "" : "|") + std::string(name);
   }
   return Hex(flags) + " (" + (names.empty() ? "0" : names) + ")";
-}
-
-std::string RenderBool(const std::string& name, const z3::expr& b, const z3::model& m) {
-  return Line(name, text::Bool(m.eval(b, true).is_true()));
-}
-
-std::string RenderNum(const std::string& name, const z3::expr& bv, const z3::model& m) {
-  return Line(name, Hex(U64(m, bv)));
 }
 
 std::string RenderEntry(const std::string& name, const SymEntry& e, const z3::model& m) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "model/types.h"
+#include "solver/lemma_text.h"
 #include "solver/mirror_lemmas.h"
 #include "solver/prove.h"
 
@@ -116,11 +117,6 @@ z3::expr NotInvalidatedAt(const MirrorState& s, const z3::expr& range, const z3:
 // InvDeviceEntryWriteImpliesVmaWrite, assumed (the runner checks them).
 z3::expr CpuWriteImpliesVmaWriteAt(const MirrorState& s, const z3::expr& pid, const z3::expr& vpn);
 
-// forall xs. body, instantiated wherever the terms `triggers` (over xs) all
-// appear (one multi-pattern).
-z3::expr ForallWhere(const std::vector<z3::expr>& xs, const std::vector<z3::expr>& triggers,
-                     const z3::expr& body);
-
 // Every invariant above, as a forall, named for `state` ("before").
 Named InvMirrorSubsetOfCpu(const World& w, const MirrorState& s, const std::string& state);
 Named InvValidRangeMatchesCpu(const World& w, const MirrorState& s, const std::string& state);
@@ -184,8 +180,8 @@ Step DeviceStep(MirrorOp op, const World& w, const MirrorSteps& steps);
 std::string TargetName(uint64_t kind);
 std::string FlagNames(uint64_t flags);
 std::string RenderEntry(const std::string& name, const SymEntry& e, const z3::model& m);
-std::string RenderBool(const std::string& name, const z3::expr& b, const z3::model& m);
-std::string RenderNum(const std::string& name, const z3::expr& bv, const z3::model& m);
+using text::RenderBool;  // lemma_text.h
+using text::RenderNum;
 
 }  // namespace hmm::solver::mirror
 

@@ -87,4 +87,18 @@ LemmaResult Prove(const std::string& name, const std::function<Goal(z3::context&
   return result;
 }
 
+z3::expr ForallWhere(const std::vector<z3::expr>& xs, const std::vector<z3::expr>& triggers,
+                     const z3::expr& body) {
+  z3::context& c = body.ctx();
+  std::vector<Z3_app> bound;
+  for (const z3::expr& x : xs) bound.push_back(Z3_to_app(c, x));
+  std::vector<Z3_ast> terms(triggers.begin(), triggers.end());
+  Z3_pattern pattern = Z3_mk_pattern(c, static_cast<unsigned>(terms.size()), terms.data());
+  c.check_error();
+  const z3::expr out(c, Z3_mk_forall_const(c, 0, static_cast<unsigned>(bound.size()), bound.data(),
+                                           1, &pattern, body));
+  c.check_error();
+  return out;
+}
+
 }  // namespace hmm::solver

@@ -52,6 +52,39 @@ struct LemmaWithControl {
   Lemma control;
 };
 
+// The one place a negative control breaks a family of lemmas that takes a
+// `Steps` variant (MirrorSteps, MigrateSteps): a flag and what setting it means.
+template <class Steps>
+struct Break {
+  bool Steps::*flag = nullptr;
+  const char* name = "";
+};
+
+// The entry of lemma `name`: `run` over Steps::Real(), and its control
+// "<name>NegativeControl": `run` over a copy with `broken`'s flag set.
+template <class Steps>
+LemmaWithControl EntryWithBreak(const std::string& name, const std::string& statement,
+                                const std::string& invariant,
+                                const std::function<LemmaResult(const Steps&)>& run,
+                                const Break<Steps>& broken) {
+  Steps steps = Steps::Real();
+  steps.name = broken.name;
+  steps.*broken.flag = true;
+  const std::string control = name + "NegativeControl";
+  return {{name, statement, invariant, [run] { return run(Steps::Real()); }},
+          {control, statement + " Negative control over " + steps.name + "; must fail.", invariant,
+           [run, steps, control] {
+             LemmaResult r = run(steps);
+             r.name = control;
+             return r;
+           }}};
+}
+
+// forall xs. body, instantiated wherever the terms `triggers` (over xs) all
+// appear (one multi-pattern).
+z3::expr ForallWhere(const std::vector<z3::expr>& xs, const std::vector<z3::expr>& triggers,
+                     const z3::expr& body);
+
 }  // namespace hmm::solver
 
 #endif  // HMMREF_SOLVER_PROVE_H_
