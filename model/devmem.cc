@@ -37,6 +37,20 @@ uint64_t CountDeviceEntries(const State& s, uint64_t pfn) {
 
 namespace {
 
+// Whether some entry maps pfn writable.
+bool MappedWritable(const State& s, uint64_t pfn) {
+  for (const auto& [pid, proc] : s.procs) {
+    for (const auto& [vpn, pte] : proc.ptes) {
+      if (pte.device && pte.device_pfn == pfn && pte.write) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace {
+
 // Whether the driver holds pfn's allocation reference.
 bool Held(const Devmem& devmem, uint64_t pfn) {
   auto it = devmem.pages.find(pfn);
@@ -297,10 +311,14 @@ Errno Kernel::DeviceEntryInstall(Pid pid, uint64_t addr, uint64_t pfn, bool writ
   if (vma->shared) return Errno::kInval;
   // Is the slot empty?
   if (p.ptes.count(vpn) != 0) return Errno::kBusy;
+  // Does an entry map the page writable? A private page mapped twice is
+  // COW-shared and read-only everywhere (as fork leaves it).
+  if (MappedWritable(s_, pfn)) return Errno::kBusy;
   Pte entry;
   entry.device = true;
   entry.device_pfn = pfn;
-  entry.write = write && (vma->prot & kProtWrite) != 0;
+  // A second entry is read-only, whatever was asked.
+  entry.write = write && (vma->prot & kProtWrite) != 0 && CountDeviceEntries(s_, pfn) == 0;
   p.ptes[vpn] = entry;
   return Errno::kOk;
 }

@@ -116,6 +116,17 @@ Violations InvDeviceEntryWriteImpliesVmaWrite(const State& s) {
   return v;
 }
 
+Violations InvDevicePageNeverPresent(const State& s) {
+  Violations v;
+  ForEachPte(s, [&](Pid pid, Vpn vpn, const Pte& pte, const Vma*) {
+    if (pte.device_pfn != 0) {
+      v.push_back(Where(pid, vpn) + " " + Describe(pte) + ": present, names device pfn " +
+                  Hex(pte.device_pfn));
+    }
+  });
+  return v;
+}
+
 namespace {
 
 // What the page_free rule compares, for one page.

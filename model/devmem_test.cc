@@ -247,10 +247,14 @@ TEST_F(DevmemTest, InstallIsWritableOnlyInAWritableVma) {
   const uint64_t pfn = AllocAt(rw, /*write=*/true);
   EXPECT_EQ(PteAt(pid_, ro), (Pte{false, 0, false, true, kPfn}));
   EXPECT_EQ(PteAt(pid_, rw), (Pte{false, 0, true, true, pfn}));
-  // A held page may be mapped more than once; a put page while still mapped, too.
-  ASSERT_EQ(k_.DevicePagePut(pfn), Errno::kOk);
+  // A page mapped writable gets no second entry (it would be a private page
+  // mapped writable twice); one mapped read-only gets more, all read-only,
+  // held or put while still mapped.
   const uint64_t again = Map(1);
-  EXPECT_EQ(k_.DeviceEntryInstall(pid_, again, pfn, false), Errno::kOk);
+  EXPECT_EQ(k_.DeviceEntryInstall(pid_, again, pfn, false), Errno::kBusy);
+  ASSERT_EQ(k_.DevicePagePut(kPfn), Errno::kOk);
+  EXPECT_EQ(k_.DeviceEntryInstall(pid_, again, kPfn, /*write=*/true), Errno::kOk);
+  EXPECT_EQ(PteAt(pid_, again), (Pte{false, 0, false, true, kPfn}));
 }
 
 // --- HmmDevmemRemove ---
@@ -305,7 +309,7 @@ TEST_F(DevmemTest, ZapThenPutFreesAtThePut) {
 
 TEST_F(DevmemTest, OneZapFreesInAddressOrderAtEachPagesLastEntry) {
   const uint64_t addr = Map(3);
-  const uint64_t first = AllocAt(addr + Pages(1));  // kPfn at page 1
+  const uint64_t first = AllocAt(addr + Pages(1), /*write=*/false);  // kPfn at page 1
   const uint64_t second = AllocAt(addr);            // kPfn + 1 at page 0
   ASSERT_EQ(k_.DeviceEntryInstall(pid_, addr + Pages(2), first, false), Errno::kOk);
   ASSERT_EQ(k_.DevicePagePut(first), Errno::kOk);
@@ -376,30 +380,56 @@ TEST_F(DevmemTest, MprotectWithoutWriteDowngradesTheEntry) {
 
 // --- CPU access and pin reaching a device entry ---
 
-TEST_F(DevmemTest, CpuReadFaultsThroughTheCallback) {
+TEST_F(DevmemTest, CpuReadMigratesThePageBackThroughTheCallback) {
   const uint64_t addr = Map(1);
   AllocAt(addr);
-  EXPECT_EQ(k_.CpuRead(pid_, addr + 5, 2).err, Errno::kFault);
-  EXPECT_EQ(Events(), std::vector<DeviceEvent>{Fault(1, kPfn, pid_, addr)});
-  EXPECT_EQ(PteAt(pid_, addr), (Pte{false, 0, true, true, kPfn}));  // the entry stays
+  ASSERT_EQ(k_.DevicePagePut(kPfn), Errno::kOk);  // only the entry holds it
+  EXPECT_EQ(Read(pid_, addr + 5, 2), std::string(2, '\0'));
+  EXPECT_EQ(Events(), (std::vector<DeviceEvent>{Fault(1, kPfn, pid_, addr), PageFree(1, kPfn)}));
+  EXPECT_EQ(PteAt(pid_, addr), (Pte{false, PteAt(pid_, addr).page, true}));  // write kept
 }
 
-TEST_F(DevmemTest, CpuWriteWritesThePagesBeforeTheEntry) {
+TEST_F(DevmemTest, CpuWriteToReadOnlyEntryMigratesThenWrites) {
   const uint64_t addr = Map(2);
   AllocAt(addr + Pages(1), /*write=*/false);
-  EXPECT_EQ(k_.CpuWrite(pid_, addr + Pages(1) - 1, Bytes("ab")), Errno::kFault);
+  EXPECT_EQ(k_.CpuWrite(pid_, addr + Pages(1) - 1, Bytes("ab")), Errno::kOk);
   EXPECT_EQ(Events(), std::vector<DeviceEvent>{Fault(1, kPfn, pid_, addr + Pages(1))});
-  EXPECT_EQ(Read(pid_, addr + Pages(1) - 1, 1), "a");
+  EXPECT_EQ(Read(pid_, addr + Pages(1) - 1, 2), "ab");
+  EXPECT_TRUE(PteAt(pid_, addr + Pages(1)).write);  // the only mapping: reused
+  EXPECT_TRUE(k_.state().devmems.at(1).pages.at(kPfn).held);  // the driver still holds it
 }
 
-TEST_F(DevmemTest, PinFaultsAndTakesNoPin) {
+TEST_F(DevmemTest, PinMigratesTheDevicePageBackAndPinsTheSystemPage) {
   const uint64_t addr = Map(2);
   AllocAt(addr + Pages(1));
-  EXPECT_EQ(k_.PinUserPages(pid_, addr, 2).err, Errno::kFault);
+  const Result<PinId> pin = k_.PinUserPages(pid_, addr, 2);
+  ASSERT_EQ(pin.err, Errno::kOk);
   EXPECT_EQ(Events(), std::vector<DeviceEvent>{Fault(1, kPfn, pid_, addr + Pages(1))});
-  EXPECT_TRUE(k_.state().pins.empty());
-  EXPECT_EQ(k_.state().next_pin, 1u);
-  EXPECT_TRUE(PteAt(pid_, addr).write);  // the page before was faulted in
+  EXPECT_EQ(k_.state().pins.at(pin.value),
+            (std::vector<PageId>{PteAt(pid_, addr).page, PteAt(pid_, addr + Pages(1)).page}));
+  EXPECT_FALSE(PteAt(pid_, addr + Pages(1)).device);  // a device page is never pinned
+}
+
+// RAM full: the page cannot move back, the callback answers SIGBUS (kFault),
+// the entry stays, and the partial rule holds.
+TEST(DevmemSmallRamTest, AccessFaultsWhenThePageCannotMoveBack) {
+  Kernel k(/*ram_pages=*/1);
+  const Pid pid = k.CreateProcess().value;
+  const uint64_t addr = k.Mmap(pid, 0, Pages(2), kRw, kMapPrivate).value;
+  ASSERT_EQ(k.HmmDevmemAdd(DeviceId(7), 1).value, 1u);
+  ASSERT_EQ(k.DevicePageAlloc(1).value, kPfn);
+  ASSERT_EQ(k.DeviceEntryInstall(pid, addr + Pages(1), kPfn, true), Errno::kOk);
+  EXPECT_EQ(k.CpuWrite(pid, addr + Pages(1) - 1, Bytes("ab")), Errno::kFault);
+  EXPECT_EQ(k.CpuRead(pid, addr + Pages(1) - 1, 1).value, Bytes("a"));  // the page before
+  EXPECT_EQ(k.CpuRead(pid, addr + Pages(1), 1).err, Errno::kFault);
+  EXPECT_EQ(k.PinUserPages(pid, addr, 2).err, Errno::kFault);
+  EXPECT_TRUE(k.state().pins.empty());
+  EXPECT_EQ(k.state().next_pin, 1u);
+  const DeviceEvent fault = Fault(1, kPfn, pid, addr + Pages(1));
+  EXPECT_EQ(k.state().events, (std::vector<DeviceEvent>{fault, fault, fault}));
+  EXPECT_EQ(k.state().procs.at(pid).ptes.at(AddrToVpn(addr + Pages(1))),
+            (Pte{false, 0, true, true, kPfn}));  // the entry stays
+  ExpectInvariantsHold(k);
 }
 
 TEST_F(DevmemTest, AccessTheVmaForbidsFaultsWithoutTheCallback) {
@@ -419,7 +449,7 @@ TEST_F(DevmemTest, CanonicalizeKeepsDeviceIdentities) {
   const uint64_t addr = Map(2);
   ASSERT_EQ(k_.CpuWrite(pid_, addr, Bytes("x")), Errno::kOk);
   AllocAt(addr + Pages(1));
-  EXPECT_EQ(k_.CpuRead(pid_, addr + Pages(1), 1).err, Errno::kFault);
+  ASSERT_EQ(k_.DevicePagePut(k_.DevicePageAlloc(1).value), Errno::kOk);  // logs page_free
   const State canonical = Canonicalize(k_.state());
   EXPECT_EQ(canonical, k_.state());
   EXPECT_EQ(canonical.procs.at(pid_).ptes.at(AddrToVpn(addr + Pages(1))).device_pfn, kPfn);

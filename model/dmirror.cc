@@ -18,31 +18,6 @@
 namespace hmm::model {
 namespace {
 
-// The guards of READ, WRITE and SNAPSHOT, in docs/mirror.md's order.
-// length_ok: the length is non-zero (and, for WRITE, whole pages).
-// Mirrors: lib/test_hmm.c dmirror_fops_unlocked_ioctl(), dmirror_read().
-Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npages,
-                    bool length_ok) {
-  // Is the mirror registered (the file open)?
-  auto it = s.mirrors.find(mirror);
-  if (it == s.mirrors.end()) return Errno::kNoEnt;
-  // Is addr page-aligned, and the length non-zero (whole pages, for WRITE)?
-  if (!PageAligned(addr) || !length_ok) return Errno::kInval;
-  // Does the range end at or below kTaskSize?
-  if (EndsAboveTaskSize(addr, npages)) return Errno::kInval;
-  // Does it fit the bounce buffer (HMM_BUFFER_SIZE)?
-  if (npages > kMaxDmirrorPages) return Errno::kNoMem;
-  // Is the mirrored process live? (mmget_not_zero())
-  if (!IsLive(s, it->second.pid)) return Errno::kInval;
-  return Errno::kOk;
-}
-
-// A device page's own contents (const when s is).
-template <typename S>
-auto& DevicePageContents(S& s, uint64_t pfn) {
-  return s.devmems.at(DevmemOfPfn(s, pfn)).pages.at(pfn).data;
-}
-
 // The contents a pt entry lets the device read: the zero page's, a page's, or
 // (a device entry) the device page's own.
 const Page& Contents(const State& s, const Pte& target) {
@@ -59,9 +34,26 @@ Page& WritableContents(State& s, const Pte& target) {
   return s.pages.at(target.page);
 }
 
-// Copies the pages of [start, end) from the pt into out->data, from page
-// out->cpages on, until one is missing. Returns whether every page was copied.
-// Mirrors: lib/test_hmm.c dmirror_do_read().
+}  // namespace
+
+// --- Shared with dmirror_migrate.cc (mirror_walk.h) ---
+
+Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npages,
+                    bool length_ok) {
+  // Is the mirror registered (the file open)?
+  auto it = s.mirrors.find(mirror);
+  if (it == s.mirrors.end()) return Errno::kNoEnt;
+  // Is addr page-aligned, and the length non-zero (whole pages, for WRITE)?
+  if (!PageAligned(addr) || !length_ok) return Errno::kInval;
+  // Does the range end at or below kTaskSize?
+  if (EndsAboveTaskSize(addr, npages)) return Errno::kInval;
+  // Does it fit the bounce buffer (HMM_BUFFER_SIZE)?
+  if (npages > kMaxDmirrorPages) return Errno::kNoMem;
+  // Is the mirrored process live? (mmget_not_zero())
+  if (!IsLive(s, it->second.pid)) return Errno::kInval;
+  return Errno::kOk;
+}
+
 bool DmirrorDoRead(const State& s, const Mirror& m, Vpn start, Vpn end, DmirrorResult* out) {
   // Loop invariant: out->data holds the first out->cpages pages of [start, end).
   for (Vpn vpn = VpnAdd(start, out->cpages); vpn < end; vpn = VpnAdd(vpn, 1)) {
@@ -74,6 +66,8 @@ bool DmirrorDoRead(const State& s, const Mirror& m, Vpn start, Vpn end, DmirrorR
   }
   return true;
 }
+
+namespace {
 
 // Writes data into the targets of the pt entries of [start, end), from page
 // *cpages on, until an entry is missing or read-only. Returns whether every
@@ -150,8 +144,8 @@ Result<bool> Kernel::DmirrorCommit(uint64_t range) {
 
 // One page of the driver's fault: what 6.1's hmm_range_fault() does at vpn
 // with HMM_PFN_REQ_FAULT (and REQ_WRITE when write) and dev_private_owner =
-// device. Returns kFault (no VMA, no PROT_READ, a device entry, RAM full) or
-// kPerm (a write to a VMA without PROT_WRITE).
+// device. Returns kFault (no VMA, no PROT_READ, a device page that cannot
+// migrate back, RAM full) or kPerm (a write to a VMA without PROT_WRITE).
 // REQUIRES: pid is live.
 // Mirrors: mm/hmm.c hmm_vma_walk_hole(), hmm_vma_walk_test(),
 // hmm_vma_handle_pte() (6.1).

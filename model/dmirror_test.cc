@@ -167,22 +167,31 @@ TEST_F(DmirrorTest, OwnDeviceEntryIsReadAndWrittenInDeviceMemory) {
   EXPECT_EQ(k_.state().devmems.at(1).pages.at(pfn).data.At(kPageSize - 1), 7);
   EXPECT_EQ(Dread(a, 2), (DmirrorResult{2, 0, data}));
   EXPECT_TRUE(k_.state().events.empty());
-  EXPECT_EQ(k_.CpuRead(pid_, a, 1).err, Errno::kFault);  // the CPU never reads it
+  // The CPU never reads device memory: its read migrates the page back
+  // (docs/migrate.md), and this mirror's entry goes with the device entry.
+  EXPECT_EQ(Read(pid_, a, 1), std::string(1, char(7)));
+  EXPECT_FALSE(PteAt(pid_, a).device);
+  EXPECT_FALSE(InPt(a));
+  EXPECT_TRUE(InPt(a + Pages(1)));
 }
 
-TEST_F(DmirrorTest, AnotherDevicesEntryFaultsThroughItsOwner) {
+TEST_F(DmirrorTest, AnotherDevicesEntryMigratesBackThroughItsOwner) {
   AddDeviceMemory();
   const uint64_t a = Map(3);
   const uint64_t pfn = DeviceEntryAt(2, a + Pages(1));  // device 1's memory
-  EXPECT_EQ(k_.DmirrorRead(1, a, 3).err, Errno::kFault);
-  EXPECT_EQ(k_.state().events,
-            (std::vector<DeviceEvent>{{DeviceEvent::kFault, 2, pfn, pid_.value, a + Pages(1)}}));
-  EXPECT_TRUE(MirrorOf().pt.empty());
-  EXPECT_TRUE(PteAt(pid_, a).zero);  // faulted in before it
+  ASSERT_TRUE(k_.DevicePagePut(pfn) == Errno::kOk);     // only the entry holds it
   // Mirror 2, on device 1, owns it: its READ copies the device page.
   ASSERT_EQ(k_.HmmMirrorRegister(DeviceId(1), pid_).value, 2u);
-  EXPECT_EQ(Dread(a, 3, 2).faults, 1u);
-  EXPECT_EQ(k_.state().events.size(), 1u);
+  EXPECT_EQ(Dread(a + Pages(1), 1, 2), (DmirrorResult{1, 1, std::vector<uint8_t>(Pages(1), 0)}));
+  EXPECT_TRUE(PtAt(a + Pages(1), 2).device);
+  // Mirror 1's fault reaches it: its owner's callback migrates it back.
+  EXPECT_EQ(Dread(a, 3), (DmirrorResult{3, 1, std::vector<uint8_t>(Pages(3), 0)}));
+  EXPECT_EQ(k_.state().events,
+            (std::vector<DeviceEvent>{{DeviceEvent::kFault, 2, pfn, pid_.value, a + Pages(1)},
+                                      {DeviceEvent::kPageFree, 2, pfn, 0, 0}}));
+  const Pte& pte = PteAt(pid_, a + Pages(1));
+  EXPECT_EQ(PtAt(a + Pages(1)), (Pte{false, pte.page, true}));
+  EXPECT_FALSE(InPt(a + Pages(1), 2));  // the owner's mirror lost its entry
 }
 
 TEST_F(DmirrorTest, DevicePageAllocZeroesItsData) {

@@ -5,8 +5,9 @@
 // page in address order and faults each page in before touching it; a
 // failure leaves the pages before it faulted in (and, for a store, written),
 // as copy_to_user() returning a short count does. A device entry is never
-// read or written by the CPU: reaching one runs its devmem's fault callback
-// and the access fails (docs/devmem.md).
+// read or written by the CPU: reaching one runs its devmem's fault callback,
+// which migrates the page back to system memory (docs/migrate.md), and the
+// access goes on there; it fails only if the page cannot move (RAM full).
 
 #include <utility>
 #include <vector>
@@ -94,12 +95,10 @@ Errno WriteFault(State& s, uint64_t ram_pages, Pid pid, Process& p, const Vma& v
   return Errno::kOk;
 }
 
-// A CPU access reaching a device entry: the devmem's fault callback runs (and
-// is logged); until migration exists it answers VM_FAULT_SIGBUS, so the access
-// fails and the entry stays. The CPU never reads device memory.
+// Logs the devmem fault callback of a CPU access reaching a device entry.
 // Mirrors: mm/memory.c do_swap_page() -> device_private_entry_fault(),
-// mm/hmm.c hmm_devmem_fault().
-Errno DeviceEntryFault(State& s, Pid pid, Vpn vpn, uint64_t pfn) {
+// mm/hmm.c hmm_devmem_fault() (6.1: pgmap->ops->migrate_to_ram()).
+void LogDeviceFault(State& s, Pid pid, Vpn vpn, uint64_t pfn) {
   DeviceEvent event;
   event.kind = DeviceEvent::kFault;
   event.devmem = DevmemOfPfn(s, pfn);
@@ -107,7 +106,6 @@ Errno DeviceEntryFault(State& s, Pid pid, Vpn vpn, uint64_t pfn) {
   event.pid = pid.value;
   event.addr = VpnToAddr(vpn);
   s.events.push_back(event);
-  return Errno::kFault;
 }
 
 }  // namespace
@@ -123,10 +121,15 @@ Errno Kernel::FaultIn(Pid pid, Vpn vpn, bool write) {
   // Does the VMA allow the access? (Before any entry is looked at, as the
   // arch fault handler's access_error() runs before handle_mm_fault().)
   if (!VmaAllows(*vma, access)) return Errno::kFault;
-  // Is it a device entry? The owner's fault callback answers SIGBUS.
+  // Is it a device entry? The owner's fault callback runs (logged) and
+  // migrates the page back to system memory (docs/migrate.md), or, when it
+  // cannot, answers SIGBUS and the entry stays. The fault then goes on with
+  // the page in system memory (MigrateVma changes no VMA: vma stays valid).
   auto pte = p.ptes.find(vpn);
   if (pte != p.ptes.end() && pte->second.device) {
-    return DeviceEntryFault(s_, pid, vpn, pte->second.device_pfn);
+    const uint64_t pfn = pte->second.device_pfn;
+    LogDeviceFault(s_, pid, vpn, pfn);
+    if (DmirrorDevmemFault(pid, vpn, pfn) != Errno::kOk) return Errno::kFault;
   }
   if (write) return WriteFault(s_, ram_pages_, pid, p, *vma, vpn);
   return ReadFault(s_, ram_pages_, p, *vma, vpn);

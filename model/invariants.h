@@ -85,6 +85,11 @@ Violations InvDeviceEntryWriteImpliesVmaWrite(const State& s);
 // For every page of a live devmem: page_free events == allocations - 1 while
 // the page is held or mapped, == allocations when it is free (invariant 6).
 Violations InvPageFreeOncePerAllocation(const State& s);
+// No present PTE names a device pfn: a device page is mapped only by device
+// entries, never present to the CPU (invariant 1; migration keeps it,
+// docs/migrate.md). The model has no migration-entry kind, so it needs no
+// InvNoMigrationEntry.
+Violations InvDevicePageNeverPresent(const State& s);
 
 // --- Mirroring (docs/mirror.md; research invariants 11-20) ---
 

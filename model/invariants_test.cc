@@ -122,6 +122,8 @@ std::vector<Breakage> Breakages() {
        [](State& s) {
          s.events.push_back(DeviceEvent{DeviceEvent::kPageFree, 1, kPfn, 0, 0});
        }},
+      {"InvDevicePageNeverPresent",
+       [](State& s) { PteOf(s, kParent, kPriv).device_pfn = kPfn + 1; }},
       {"InvMirrorOfLiveProcess", [](State& s) { s.mirrors.at(1).pid = Pid(99); }},
       {"InvMirrorSubsetOfCpu", [](State& s) { s.mirrors.at(1).pt.at(kPriv).write = true; }},
       {"InvValidRangeMatchesCpu", [](State& s) { s.ranges.at(1).pfns[0].flags |= kHmmPfnWrite; }},

@@ -281,13 +281,14 @@ class Kernel {
 
  private:
   // The fault path shared by CpuRead, CpuWrite and PinUserPages (fault.cc):
-  // faults vpn in for a read or a write. Returns kFault (no VMA, or the VMA
-  // forbids the access) or kNoMem (RAM full).
+  // faults vpn in for a read or a write; a device entry migrates back to
+  // system memory first (docs/migrate.md). Returns kFault (no VMA, the VMA
+  // forbids the access, or a device page that cannot move) or kNoMem (RAM full).
   Errno FaultIn(Pid pid, Vpn vpn, bool write);
 
   // A fault a range walk found needed at vpn (mirror.cc): kFault when the VMA
   // lacks PROT_READ, kPerm for a write when it lacks PROT_WRITE, else FaultIn,
-  // any failure of which (a device entry, RAM full) is kFault.
+  // any failure of which (a device page that cannot move, RAM full) is kFault.
   Errno HmmDoFault(Pid pid, Vpn vpn, bool write);
   // The dummy device's fault (dmirror.cc): one page as 6.1's hmm_range_fault()
   // with dev_private_owner = device; one chunk, stored in the mirror's pt only
@@ -295,6 +296,22 @@ class Kernel {
   Errno DmirrorFaultPage(Pid pid, DeviceId device, Vpn vpn, bool write);
   Errno DmirrorRangeFault(uint64_t mirror, Vpn start, Vpn end, bool write);
   Errno DmirrorFault(uint64_t mirror, Vpn start, Vpn end, bool write);
+
+  // Migration (docs/migrate.md). Inside Kernel, `MigrateVma` names the
+  // operation, so the struct is `struct MigrateVma`.
+  // migrate_vma_finalize() (migrate.cc): each page's entries follow it or stay,
+  // the old pages' collect references and the destinations' allocation
+  // references go (DevicePagePut), unused pages are freed.
+  void MigrateVmaFinalize(const struct MigrateVma& args);
+  // The dummy device (dmirror_migrate.cc): its allocator (FAIL_ALLOC, then the
+  // lowest free page of its devmems, then a new chunk); its alloc_and_copy to
+  // device memory; MIGRATE_TO_DEV's and MIGRATE_TO_SYS's guards and loop over
+  // pieces, returning how many pages moved; and migrate_to_ram, the CPU fault on a
+  // device entry (kFault when the page stays on the device).
+  Result<uint64_t> DmirrorDevmemAllocPage(uint64_t mirror);
+  void DmirrorMigrateAllocAndCopy(uint64_t mirror, struct MigrateVma& args);
+  Result<uint64_t> DmirrorMigrate(uint64_t mirror, uint64_t addr, uint64_t npages, bool to_device);
+  Errno DmirrorDevmemFault(Pid pid, Vpn vpn, uint64_t pfn);
 
   State s_;
   uint64_t ram_pages_;

@@ -20,15 +20,21 @@ namespace hmm::model {
 // --- Shared with the CPU paths (mirror_walk.h) ---
 
 void MmuNotifierInvalidate(State& s, Pid pid, Vpn start, Vpn end) {
+  MmuNotifierInvalidateIf(s, pid, start, end, [](const Mirror&) { return true; });
+}
+
+void MmuNotifierInvalidateIf(State& s, Pid pid, Vpn start, Vpn end, const MirrorFilter& pick) {
   // The device side: each mirror's sync_cpu_device_pagetables().
   for (auto& [id, mirror] : s.mirrors) {
-    if (mirror.pid == pid) mirror.pt.erase(mirror.pt.lower_bound(start), mirror.pt.lower_bound(end));
+    if (mirror.pid != pid || !pick(mirror)) continue;
+    mirror.pt.erase(mirror.pt.lower_bound(start), mirror.pt.lower_bound(end));
   }
   // The snapshot side: the overlapping open ranges lose their validity for good.
   for (auto& [id, range] : s.ranges) {
-    // Is the range of another process, or apart from [start, end)?
+    // Is the range of another process or a skipped mirror, or apart from [start, end)?
     auto mirror = s.mirrors.find(range.mirror);
     if (mirror == s.mirrors.end() || mirror->second.pid != pid) continue;
+    if (!pick(mirror->second)) continue;
     if (!(start < range.end && range.start < end)) continue;
     range.valid = false;
     const Vpn from = std::max(start, range.start);
@@ -170,8 +176,8 @@ Result<uint64_t> Kernel::HmmVmaGetPfns(uint64_t mirror, uint64_t addr, uint64_t 
 }
 
 // A fault the walk found needed at vpn, checked in docs/mirror.md's order.
-// Returns kFault (no PROT_READ; a device entry; RAM full) or kPerm (a write
-// to a VMA without PROT_WRITE).
+// Returns kFault (no PROT_READ; a device page that cannot migrate back; RAM
+// full) or kPerm (a write to a VMA without PROT_WRITE).
 // REQUIRES: pid is live and a VMA holds vpn.
 // Mirrors: mm/hmm.c hmm_vma_walk_test() and hmm_vma_fault() (the VM_READ and
 // VM_WRITE checks of later kernels), hmm_vma_do_fault() (4.14 handle_mm_fault()).
@@ -182,8 +188,9 @@ Errno Kernel::HmmDoFault(Pid pid, Vpn vpn, bool write) {
   // Is it a write, and does the VMA lack PROT_WRITE?
   if (write && (vma.prot & kProtWrite) == 0) return Errno::kPerm;
   // The CPU fault path: on a device entry the owner's devmem callback runs
-  // (logged) and answers SIGBUS; else the page is faulted in, which may break
-  // COW and so notify (the faulting range included); RAM full is kNoMem.
+  // (logged) and migrates the page back, which notifies (docs/migrate.md), or
+  // answers SIGBUS; then the page is faulted in, which may break COW and so
+  // notify (the faulting range included); RAM full is kNoMem.
   return FaultIn(pid, vpn, write) == Errno::kOk ? Errno::kOk : Errno::kFault;
 }
 

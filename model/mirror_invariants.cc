@@ -32,12 +32,6 @@ const Pte* CpuEntry(const State& s, Pid pid, Vpn vpn) {
   return pte == proc->second.ptes.end() ? nullptr : &pte->second;
 }
 
-// Whether two entries name the same target: the zero page, a page, or a device pfn.
-bool SameTarget(const Pte& a, const Pte& b) {
-  return a.zero == b.zero && a.page == b.page && a.device == b.device &&
-         a.device_pfn == b.device_pfn;
-}
-
 // The violation, if any, of "device entry `mapping` at vpn is a subset of the
 // CPU's": the same target, writable only if the CPU entry is. Empty when it holds.
 std::string SubsetViolation(const State& s, Pid pid, Vpn vpn, const Pte& mapping) {

@@ -197,23 +197,21 @@ TEST_F(MirrorApiTest, WriteFaultOnReadOnlyVmaIsPerm) {
             (std::vector<HmmPfn>{ZeroPfn(), ZeroPfn()}));
 }
 
-TEST_F(MirrorApiTest, FailedFaultUnregistersRangeKeepsEarlierPages) {
+TEST_F(MirrorApiTest, WriteFaultMigratesReadOnlyDeviceEntryBack) {
   AddDeviceMemory();
-  const uint64_t a = Map(4);
-  const uint64_t pfn = DeviceEntryAt(1, a + Pages(2), /*write=*/false);
-  // Page 2 is a read-only device entry: a write needs a fault, whose callback
-  // answers SIGBUS. hmm_vma_fault() leaves ERROR there and 0 after, and has
-  // unregistered the range: nothing of it is left to see.
-  EXPECT_EQ(k_.HmmVmaFault(1, a, 4, true).err, Errno::kFault);
-  EXPECT_TRUE(k_.state().ranges.empty());
-  EXPECT_EQ(k_.HmmVmaRangeDone(1).err, Errno::kNoEnt);
+  const uint64_t a = Map(3);
+  const uint64_t pfn = DeviceEntryAt(1, a + Pages(1), /*write=*/false);
+  // Page 1 is a read-only device entry: a write needs a fault, whose callback
+  // migrates the page back (docs/migrate.md); the write fault then reuses it.
+  const uint64_t id = k_.HmmVmaFault(1, a, 3, true).value;
   EXPECT_EQ(k_.state().events,
-            (std::vector<DeviceEvent>{{DeviceEvent::kFault, 1, pfn, pid_.value, a + Pages(2)}}));
-  EXPECT_TRUE(PteAt(pid_, a).write);  // pages before it stay faulted in
-  EXPECT_TRUE(PteAt(pid_, a + Pages(1)).write);
-  EXPECT_TRUE(PteAt(pid_, a + Pages(2)).device);
-  EXPECT_EQ(Proc(pid_).ptes.count(AddrToVpn(a + Pages(3))), 0u);
-  EXPECT_EQ(Snap(a, 1), 2u);  // the failed range used id 1
+            (std::vector<DeviceEvent>{{DeviceEvent::kFault, 1, pfn, pid_.value, a + Pages(1)}}));
+  const Pte& pte = PteAt(pid_, a + Pages(1));
+  EXPECT_FALSE(pte.device);
+  EXPECT_TRUE(pte.write);
+  EXPECT_EQ(RangeOf(id).pfns[1], PagePfn(kVrw, pte.page));
+  EXPECT_FALSE(RangeOf(id).valid);  // the migration changed an entry of its range
+  EXPECT_EQ(k_.HmmVmaRangeDone(id).value, false);
 }
 
 TEST_F(MirrorApiTest, DeviceEntryReportedAsIsUnlessWriteOfReadOnly) {
@@ -239,6 +237,26 @@ TEST_F(MirrorSmallRamTest, RamFullIsFault) {
   EXPECT_EQ(k_.HmmVmaFault(1, a, 3, true).err, Errno::kFault);
   EXPECT_EQ(k_.state().pages.size(), 2u);
   EXPECT_TRUE(k_.state().ranges.empty());
+}
+
+TEST_F(MirrorSmallRamTest, FailedFaultUnregistersRangeKeepsEarlierPages) {
+  AddDeviceMemory();
+  const uint64_t a = Map(4);
+  const uint64_t pfn = DeviceEntryAt(1, a + Pages(2), /*write=*/false);
+  // Page 2 is a read-only device entry: a write needs a fault, whose callback
+  // cannot migrate the page back (pages 0 and 1 took all RAM) and answers
+  // SIGBUS. hmm_vma_fault() leaves ERROR there and 0 after, and has
+  // unregistered the range: nothing of it is left to see.
+  EXPECT_EQ(k_.HmmVmaFault(1, a, 4, true).err, Errno::kFault);
+  EXPECT_TRUE(k_.state().ranges.empty());
+  EXPECT_EQ(k_.HmmVmaRangeDone(1).err, Errno::kNoEnt);
+  EXPECT_EQ(k_.state().events,
+            (std::vector<DeviceEvent>{{DeviceEvent::kFault, 1, pfn, pid_.value, a + Pages(2)}}));
+  EXPECT_TRUE(PteAt(pid_, a).write);  // pages before it stay faulted in
+  EXPECT_TRUE(PteAt(pid_, a + Pages(1)).write);
+  EXPECT_TRUE(PteAt(pid_, a + Pages(2)).device);  // the entry stays
+  EXPECT_EQ(Proc(pid_).ptes.count(AddrToVpn(a + Pages(3))), 0u);
+  EXPECT_EQ(Snap(a, 1), 2u);  // the failed range used id 1
 }
 
 TEST_F(MirrorApiTest, CowBreakMarksItsOwnRangeInvalid) {

@@ -7,6 +7,9 @@
 #ifndef HMMREF_MODEL_MIRROR_WALK_H_
 #define HMMREF_MODEL_MIRROR_WALK_H_
 
+#include <functional>
+
+#include "model/address_space.h"
 #include "model/kernel.h"
 #include "model/types.h"
 
@@ -24,6 +27,15 @@ inline bool EndsAboveTaskSize(uint64_t addr, uint64_t npages) {
 // Mirrors: mm/hmm.c hmm_invalidate_range() (4.14), lib/test_hmm.c
 // dmirror_do_update() (the mirror's sync_cpu_device_pagetables()).
 void MmuNotifierInvalidate(State& s, Pid pid, Vpn start, Vpn end);
+
+// Which mirrors a notification reaches.
+using MirrorFilter = std::function<bool(const Mirror&)>;
+
+// MmuNotifierInvalidate for the mirrors of pid that `pick` selects, and their
+// open ranges: a notification the others skip (docs/migrate.md: 6.1's driver
+// ignores an MMU_NOTIFY_MIGRATE whose pgmap_owner is its own device).
+// Mirrors: lib/test_hmm.c dmirror_interval_invalidate() (6.1).
+void MmuNotifierInvalidateIf(State& s, Pid pid, Vpn start, Vpn end, const MirrorFilter& pick);
 
 // MmuNotifierInvalidate on every page of [start, end) that lies inside a VMA
 // of pid (munmap, madvise, exit: docs/mirror.md's table).
@@ -50,6 +62,33 @@ Pte DeviceMapping(const HmmPfn& entry);
 // The device that owns device pfn (its devmem's device).
 // REQUIRES: pfn is a page of a live devmem.
 DeviceId OwnerOfDevicePfn(const State& s, uint64_t pfn);
+
+// Whether two entries name the same target: the zero page, a page, or a device pfn.
+inline bool SameTarget(const Pte& a, const Pte& b) {
+  return a.zero == b.zero && a.page == b.page && a.device == b.device &&
+         a.device_pfn == b.device_pfn;
+}
+
+// --- The dummy device's helpers (dmirror.cc), shared with dmirror_migrate.cc ---
+
+// The guards of READ, WRITE, SNAPSHOT and the migration ioctls, in
+// docs/mirror.md's order. length_ok: the length is non-zero (and, for WRITE,
+// whole pages).
+// Mirrors: lib/test_hmm.c dmirror_fops_unlocked_ioctl(), dmirror_read().
+Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npages,
+                    bool length_ok);
+
+// Copies the pages of [start, end) from the pt into out->data, from page
+// out->cpages on, until one is missing. Returns whether every page was copied.
+// Mirrors: lib/test_hmm.c dmirror_do_read().
+bool DmirrorDoRead(const State& s, const Mirror& m, Vpn start, Vpn end, DmirrorResult* out);
+
+// A device page's own contents (const when s is).
+// REQUIRES: pfn is a page of a live devmem that has been allocated.
+template <typename S>
+auto& DevicePageContents(S& s, uint64_t pfn) {
+  return s.devmems.at(DevmemOfPfn(s, pfn)).pages.at(pfn).data;
+}
 
 }  // namespace hmm::model
 
