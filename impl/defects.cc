@@ -33,6 +33,16 @@ const char* DefectName(Defect d) {
       return "kRangeDoneAlwaysValid";
     case Defect::kForkSkipsMirrorInvalidate:
       return "kForkSkipsMirrorInvalidate";
+    case Defect::kMigrateLosesDirtyData:
+      return "kMigrateLosesDirtyData";
+    case Defect::kMigrateLeavesMigrationEntry:
+      return "kMigrateLeavesMigrationEntry";
+    case Defect::kMigratePinnedPage:
+      return "kMigratePinnedPage";
+    case Defect::kMigrateBackGainsWrite:
+      return "kMigrateBackGainsWrite";
+    case Defect::kMigratePageFreeTwice:
+      return "kMigratePageFreeTwice";
   }
   return "kUnknownDefect";
 }

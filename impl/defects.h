@@ -26,6 +26,12 @@ enum class Defect {
   kNoInvalidateOnMprotect,     // mprotect notifies nothing: mirrors keep stale (write) entries
   kRangeDoneAlwaysValid,       // range_done says valid after an overlapping invalidation
   kForkSkipsMirrorInvalidate,  // fork write-protects the parent without notifying its mirrors
+  // Migration (docs/migrate.md):
+  kMigrateLosesDirtyData,        // the copy to the device skips the source bytes: the device page stays zero
+  kMigrateLeavesMigrationEntry,  // finalize forgets to restore a page whose migration failed
+  kMigratePinnedPage,            // the pin check is skipped: a pinned page migrates
+  kMigrateBackGainsWrite,        // migrate-back maps the new page writable whatever the old entry said
+  kMigratePageFreeTwice,         // finalize of an unused device destination logs page_free twice
 };
 
 const char* DefectName(Defect d);
@@ -37,7 +43,9 @@ constexpr Defect kAllDefects[] = {
     Defect::kMprotectKeepsWrite, Defect::kForkCopiesSharedPtes, Defect::kPageFreeTwice,
     Defect::kForkKeepsDeviceWrite, Defect::kPlacementOverlapsRam,
     Defect::kNoInvalidateOnMprotect, Defect::kRangeDoneAlwaysValid,
-    Defect::kForkSkipsMirrorInvalidate,
+    Defect::kForkSkipsMirrorInvalidate, Defect::kMigrateLosesDirtyData,
+    Defect::kMigrateLeavesMigrationEntry, Defect::kMigratePinnedPage,
+    Defect::kMigrateBackGainsWrite, Defect::kMigratePageFreeTwice,
 };
 
 #ifdef HMMREF_SEEDED_DEFECTS

@@ -1,11 +1,11 @@
 // File: impl/defects_test.cc
 //
 // Each seeded defect is reachable and changes what an operation does; all
-// but the harmless ones (kForkCopiesSharedPtes, kForkKeepsDeviceWrite and the
-// three mirroring defects, whose damage is abstract state) also break the
-// representation invariant. The property
-// suites (props/defects_test.cc) must find them through the model; this test
-// only proves the hooks are wired.
+// but the harmless ones (kForkCopiesSharedPtes, kForkKeepsDeviceWrite, the
+// three mirroring defects, kMigrateLosesDirtyData and kMigratePinnedPage,
+// whose damage is abstract state) also break the representation invariant.
+// The property suites (props/defects_test.cc) must find them through the
+// model; this test only proves the hooks are wired.
 
 #include "impl/defects.h"
 
@@ -41,6 +41,7 @@ TEST_F(DefectsTest, NamesAreTheEnumerators) {
   EXPECT_STREQ(DefectName(Defect::kPageFreeTwice), "kPageFreeTwice");
   EXPECT_STREQ(DefectName(Defect::kForkKeepsDeviceWrite), "kForkKeepsDeviceWrite");
   EXPECT_STREQ(DefectName(Defect::kPlacementOverlapsRam), "kPlacementOverlapsRam");
+  EXPECT_STREQ(DefectName(Defect::kMigratePageFreeTwice), "kMigratePageFreeTwice");
   EXPECT_STREQ(DefectName(Defect::kNoInvalidateOnMprotect), "kNoInvalidateOnMprotect");
   EXPECT_STREQ(DefectName(Defect::kRangeDoneAlwaysValid), "kRangeDoneAlwaysValid");
   EXPECT_STREQ(DefectName(Defect::kForkSkipsMirrorInvalidate), "kForkSkipsMirrorInvalidate");
@@ -283,6 +284,103 @@ TEST_F(DefectsTest, WithoutADefectTheSameStepsAreClean) {
   ASSERT_EQ(k.Mprotect(parent, a, kPageSize, kProtRead), Errno::kOk);
   ASSERT_EQ(k.Munmap(child, a, kPageSize), Errno::kOk);
   EXPECT_TRUE(k.RepInvariant().empty());
+}
+
+// --- Migration (docs/migrate.md) ---
+
+// The CPU entry of pid at addr, if any.
+std::optional<PteInfo> PteAt(const Kernel& k, Pid pid, uint64_t addr) {
+  for (const PteInfo& p : k.Ptes(pid)) {
+    if (p.vpn == addr / kPageSize) return p;
+  }
+  return std::nullopt;
+}
+
+// A process with `npages` private pages, written with 0x5A, and a mirror of it.
+struct World {
+  explicit World(uint64_t npages, uint32_t flags = kMapPrivate) {
+    pid = k.CreateProcess().value;
+    a = k.Mmap(pid, 0, npages * kPageSize, kRW, flags).value;
+    EXPECT_EQ(k.CpuWrite(pid, a, std::vector<uint8_t>(npages * kPageSize, 0x5A)), Errno::kOk);
+    mirror = k.HmmMirrorRegister(DeviceId(0), pid).value;
+  }
+  Kernel k;
+  Pid pid;
+  uint64_t a = 0, mirror = 0;
+};
+
+TEST_F(DefectsTest, LosesDirtyDataLeavesTheDevicePageZero) {
+  SetSeededDefect(Defect::kMigrateLosesDirtyData);
+  World w(1);
+  Result<DmirrorResult> r = w.k.DmirrorMigrateToDev(w.mirror, w.a, 1);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value.data, std::vector<uint8_t>(kPageSize, 0)) << "the bytes never reached it";
+  EXPECT_EQ(w.k.CpuRead(w.pid, w.a, 1).value, std::vector<uint8_t>{0});
+  EXPECT_TRUE(w.k.RepInvariant().empty()) << "only the bytes show it";
+}
+
+TEST_F(DefectsTest, LeavesMigrationEntryWhenAPageDoesNotMove) {
+  SetSeededDefect(Defect::kMigrateLeavesMigrationEntry);
+  World w(2);
+  ASSERT_EQ(w.k.DmirrorFlags(w.mirror, kDmirrorFlagFailAlloc), Errno::kOk);
+  EXPECT_EQ(w.k.DmirrorMigrateToDev(w.mirror, w.a, 2).err, Errno::kNoEnt);
+  EXPECT_FALSE(PteAt(w.k, w.pid, w.a).has_value()) << "page 0 is neither mapped nor restored";
+  EXPECT_TRUE(RepMentions(w.k, "InvNoMigrationEntry"));
+  EXPECT_EQ(w.k.CpuRead(w.pid, w.a, 1).err, Errno::kFault) << "no migration ends it: no wait";
+}
+
+TEST_F(DefectsTest, PinnedPageMigratesAwayFromItsPin) {
+  SetSeededDefect(Defect::kMigratePinnedPage);
+  World w(1);
+  PinId pin = w.k.PinUserPages(w.pid, w.a, 1).value;
+  const uint64_t pinned = w.k.Pins()[0].second[0];
+  ASSERT_TRUE(w.k.DmirrorMigrateToDev(w.mirror, w.a, 1).ok());
+  EXPECT_TRUE(PteAt(w.k, w.pid, w.a)->device) << "the pinned page moved";
+  ASSERT_EQ(w.k.CpuWrite(w.pid, w.a, {1}), Errno::kOk);
+  EXPECT_NE(PteAt(w.k, w.pid, w.a)->pfn, pinned) << "the pin no longer sees the CPU's writes";
+  EXPECT_EQ(w.k.PageData(pinned)[0], 0x5A);
+  EXPECT_EQ(w.k.UnpinUserPages(pin), Errno::kOk);
+  EXPECT_TRUE(w.k.RepInvariant().empty()) << "the counts still balance";
+}
+
+TEST_F(DefectsTest, BackGainsWriteOnAReadOnlyVma) {
+  SetSeededDefect(Defect::kMigrateBackGainsWrite);
+  World w(1);
+  ASSERT_EQ(w.k.Mprotect(w.pid, w.a, kPageSize, kProtRead), Errno::kOk);
+  ASSERT_TRUE(w.k.DmirrorMigrateToDev(w.mirror, w.a, 1).ok());
+  EXPECT_FALSE(PteAt(w.k, w.pid, w.a)->write);
+  ASSERT_EQ(w.k.CpuRead(w.pid, w.a, 1).value, std::vector<uint8_t>{0x5A});
+  EXPECT_TRUE(PteAt(w.k, w.pid, w.a)->write);
+  EXPECT_TRUE(RepMentions(w.k, "InvPteWriteImpliesVmaWrite"));
+}
+
+TEST_F(DefectsTest, PageFreeTwiceForAnUnusedDestination) {
+  SetSeededDefect(Defect::kMigratePageFreeTwice);
+  World w(1, kMapShared);  // shared memory: the device destination goes unused
+  EXPECT_EQ(w.k.DmirrorMigrateToDev(w.mirror, w.a, 1).err, Errno::kNoEnt);
+  EXPECT_EQ(PageFreeEvents(w.k), 2u);
+  EXPECT_TRUE(RepMentions(w.k, "InvPageFreeOncePerAllocation"));
+}
+
+TEST_F(DefectsTest, WithoutADefectTheMigrationStepsAreClean) {
+  World w(2);
+  PinId pin = w.k.PinUserPages(w.pid, w.a + kPageSize, 1).value;
+  ASSERT_EQ(w.k.Mprotect(w.pid, w.a, 2 * kPageSize, kProtRead), Errno::kOk);
+  ASSERT_EQ(w.k.DmirrorFlags(w.mirror, kDmirrorFlagFailAlloc), Errno::kOk);
+  EXPECT_EQ(w.k.DmirrorMigrateToDev(w.mirror, w.a, 2).err, Errno::kNoEnt);
+  EXPECT_FALSE(PteAt(w.k, w.pid, w.a)->device) << "allocation failed: restored";
+  EXPECT_FALSE(PteAt(w.k, w.pid, w.a + kPageSize)->device) << "pinned: restored";
+  ASSERT_EQ(w.k.UnpinUserPages(pin), Errno::kOk);
+  Result<DmirrorResult> r = w.k.DmirrorMigrateToDev(w.mirror, w.a, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value.data, std::vector<uint8_t>(2 * kPageSize, 0x5A));
+  ASSERT_EQ(w.k.CpuRead(w.pid, w.a, 1).value, std::vector<uint8_t>{0x5A});
+  EXPECT_FALSE(PteAt(w.k, w.pid, w.a)->write);
+  World s(1, kMapShared);
+  EXPECT_EQ(s.k.DmirrorMigrateToDev(s.mirror, s.a, 1).err, Errno::kNoEnt);
+  EXPECT_EQ(PageFreeEvents(s.k), 1u);
+  EXPECT_TRUE(w.k.RepInvariant().empty());
+  EXPECT_TRUE(s.k.RepInvariant().empty());
 }
 
 }  // namespace

@@ -7,13 +7,36 @@
 #include "impl/devmem.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
 namespace hmm::impl {
 
-Devmem::Devmem(uint64_t id, DeviceId device, uint64_t first_pfn, uint64_t npages, DevmemOps ops)
-    : id(id), device(device), first_pfn(first_pfn), npages(npages), ops(std::move(ops)) {}
+Devmem::Devmem(uint64_t id, DeviceId device, uint64_t first_pfn, uint64_t npages, DevmemOps ops,
+               bool dmirror_chunk)
+    : id(id),
+      device(device),
+      first_pfn(first_pfn),
+      npages(npages),
+      ops(std::move(ops)),
+      dmirror_chunk(dmirror_chunk) {}
+
+void Devmem::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+namespace {
+
+constexpr size_t kBlockBytes = Devmem::kChunkPages * kPageSize;  // 2 MiB
+
+}  // namespace
+
+// A chunk's contents block, left uninitialized (a page's written bit says
+// whether its bytes mean anything): the host maps its pages at first touch.
+// (Asking for huge pages with madvise(MADV_HUGEPAGE) made first touches
+// stall in the host's compaction: ten times slower on a busy machine.)
+uint8_t* Devmem::AllocContentsBlock() {
+  return static_cast<uint8_t*>(std::malloc(kBlockBytes));
+}
 
 DevicePage& Devmem::page(uint64_t pfn) const {
   uint64_t idx = pfn - first_pfn;
@@ -63,23 +86,47 @@ uint64_t Devmem::TakePage(uint64_t idx) {
   // +1: the driver's hold (get_page()); 1 -> 2 only under lock.
   pg.refcount.fetch_add(1, std::memory_order_acq_rel);
   hint_ = idx + 1;  // idx was the lowest free page
-  contents_.erase(first_pfn + idx);  // zero at each allocation
+  chunk.written[bit / 64] &= ~(uint64_t{1} << (bit % 64));  // zero at each allocation
   return first_pfn + idx;
 }
 
 void Devmem::ReadContents(uint64_t pfn, uint8_t* out) const {
-  auto it = contents_.find(pfn);
-  if (it == contents_.end()) {
+  uint64_t idx = pfn - first_pfn;
+  const Chunk* chunk = idx < populated() ? chunks_[idx / kChunkPages].get() : nullptr;
+  uint64_t bit = idx % kChunkPages;
+  if (chunk == nullptr || !((chunk->written[bit / 64] >> (bit % 64)) & 1)) {
     std::memset(out, 0, kPageSize);
-  } else {
-    std::memcpy(out, it->second.get(), kPageSize);
+    return;
   }
+  std::memcpy(out, chunk->data.get() + bit * kPageSize, kPageSize);
 }
 
 void Devmem::WriteContents(uint64_t pfn, const uint8_t* in) {
-  std::unique_ptr<uint8_t[]>& data = contents_[pfn];
-  if (!data) data.reset(new uint8_t[kPageSize]);
-  std::memcpy(data.get(), in, kPageSize);
+  uint64_t idx = pfn - first_pfn;
+  Chunk& chunk = *chunks_[idx / kChunkPages];
+  if (!chunk.data) chunk.data.reset(AllocContentsBlock());
+  uint64_t bit = idx % kChunkPages;
+  std::memcpy(chunk.data.get() + bit * kPageSize, in, kPageSize);
+  chunk.written[bit / 64] |= uint64_t{1} << (bit % 64);
+}
+
+void Devmem::ZeroContents(uint64_t pfn) {
+  uint64_t idx = pfn - first_pfn;
+  if (idx >= populated()) return;
+  uint64_t bit = idx % kChunkPages;
+  chunks_[idx / kChunkPages]->written[bit / 64] &= ~(uint64_t{1} << (bit % 64));
+}
+
+bool Devmem::TrylockPage(uint64_t pfn) const {
+  return (page(pfn).flags.fetch_or(kDevPgLocked, std::memory_order_acquire) & kDevPgLocked) == 0;
+}
+
+void Devmem::UnlockPage(uint64_t pfn) const {
+  page(pfn).flags.fetch_and(~uint32_t{kDevPgLocked}, std::memory_order_release);
+}
+
+bool Devmem::PageLocked(uint64_t pfn) const {
+  return page(pfn).flags.load(std::memory_order_acquire) & kDevPgLocked;
 }
 
 std::optional<uint64_t> Devmem::AllocPage() {
@@ -99,6 +146,11 @@ std::optional<uint64_t> Devmem::AllocPage() {
 void Devmem::NotifyPageFree(uint64_t pfn) {
   ++page_frees_;
   if (ops.free) ops.free(*this, pfn);
+}
+
+void Devmem::ReleaseHoldLocked(uint64_t pfn) {
+  page(pfn).flags.fetch_and(~uint32_t{kDevPgHeld}, std::memory_order_relaxed);
+  PutPageLocked(pfn);  // -1: the hold; at 1, page_free
 }
 
 void Devmem::FreePage(uint64_t pfn) {
@@ -191,7 +243,7 @@ void DeviceEventLog::Fault(uint64_t devmem, uint64_t pfn, uint64_t pid, uint64_t
 
 std::vector<DeviceEventInfo> DeviceEventLog::Snapshot() const {
   std::lock_guard<std::mutex> guard(lock_);
-  return events_;
+  return {events_.begin(), events_.end()};
 }
 
 }  // namespace hmm::impl

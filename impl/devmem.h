@@ -8,7 +8,9 @@
 // the driver callbacks in the order they ran.
 //
 // Struct pages: 16 bytes each (DevicePage), against the kernel's 64: an
-// atomic refcount, an atomic mapcount, flags and `allocations`. There is no
+// atomic refcount, an atomic mapcount, atomic flags (the driver's hold and the
+// page lock, include/linux/pagemap.h lock_page(), which migration takes) and
+// `allocations`. There is no
 // pgmap back pointer: a DevicePage lives in its region's memmap and is only
 // ever reached through the region (pfn_to_page() needs the region here, as
 // there is no global vmemmap), so the pointer would be redundant.
@@ -28,16 +30,23 @@
 // and Devmems() reports it as the model's DevicePage::allocations.
 //
 // Device memory contents (4 KiB a page; docs/mirror.md): what the dummy
-// device reads and writes through a mirror's device page table. Stored per
-// page on first write, absent (zeros) otherwise, and dropped at each
-// allocation, so a page reads as zeros after DevicePageAlloc. Not metadata:
-// MetadataBytes() leaves them out.
+// device reads and writes through a mirror's device page table and what
+// migration copies (impl/copy_engine.h). Stored per memmap chunk, in one
+// 2 MiB block allocated at the chunk's first write, with a
+// per-page `written` bit: a page whose bit is clear reads as zeros, and
+// every allocation clears it, so a page reads as zeros after DevicePageAlloc
+// without a 4 KiB clear and without a heap allocation per page. Not
+// metadata: MetadataBytes() leaves the blocks out.
 //
 // Thread safety
-//   id, device, first_pfn, npages and ops are constant. `lock` (the driver's
-//   allocator lock) guards the free bitmap, the memmap's growth, flags,
-//   allocations, page_frees and the contents, and every refcount move between 1 and 2
-//   (allocation 1 -> 2; the put that frees, 2 -> 1). Other refcount and
+//   id, device, first_pfn, npages, dmirror_chunk and ops are constant. `lock`
+//   (the driver's allocator lock) guards the free bitmap, the memmap's growth,
+//   the hold flag, allocations, page_frees and the contents, and every
+//   refcount move between 1 and 2 (allocation 1 -> 2; the put that frees,
+//   2 -> 1). The page lock bit (kDevPgLocked) is taken and dropped lock-free
+//   by whoever holds a reference to the page (TrylockPage/UnlockPage); it
+//   orders a migration's copy of the contents against the dummy device's
+//   copies through a mirror, which try it too (impl/kernel_state.h). Other refcount and
 //   mapcount changes are lock-free atomics on a page the caller holds a
 //   reference to (an entry or the driver's hold), which keeps the page
 //   populated and the region alive. page() reads the memmap directory
@@ -61,12 +70,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "impl/kernel.h"
@@ -75,14 +84,15 @@
 namespace hmm::impl {
 
 enum DevicePageFlag : uint32_t {
-  kDevPgHeld = 1u << 0,  // the driver holds its allocation reference
+  kDevPgHeld = 1u << 0,    // the driver holds its allocation reference
+  kDevPgLocked = 1u << 1,  // PG_locked: the page lock (a migration's, or a copy's)
 };
 
 // 16 bytes per device page (the kernel's struct page is 64).
 struct DevicePage {
   std::atomic<uint32_t> refcount{1};  // _refcount: 1 is free (the 2017 rule)
   std::atomic<uint32_t> mapcount{0};  // device-private entries naming the page
-  uint32_t flags = 0;                 // DevicePageFlag bits; guarded by Devmem::lock
+  std::atomic<uint32_t> flags{0};     // DevicePageFlag bits; kDevPgHeld changes under Devmem::lock
   uint32_t allocations = 0;           // instrumentation; guarded by Devmem::lock
 };
 static_assert(sizeof(DevicePage) == 16, "device struct page grew");
@@ -102,7 +112,8 @@ class Devmem {
  public:
   static constexpr uint64_t kChunkPages = 512;
 
-  Devmem(uint64_t id, DeviceId device, uint64_t first_pfn, uint64_t npages, DevmemOps ops);
+  Devmem(uint64_t id, DeviceId device, uint64_t first_pfn, uint64_t npages, DevmemOps ops,
+         bool dmirror_chunk = false);
   Devmem(const Devmem&) = delete;
   Devmem& operator=(const Devmem&) = delete;
 
@@ -111,6 +122,7 @@ class Devmem {
   const uint64_t first_pfn;
   const uint64_t npages;
   const DevmemOps ops;
+  const bool dmirror_chunk;  // added by the dummy device's allocator (docs/migrate.md)
   mutable std::mutex lock;
 
   bool Contains(uint64_t pfn) const { return pfn >= first_pfn && pfn - first_pfn < npages; }
@@ -134,8 +146,19 @@ class Devmem {
   // The same. REQUIRES: lock.
   void PutPageLocked(uint64_t pfn);
   // Counts a page_free and calls ops.free. Only FreePage calls it, and the
-  // seeded defect kPageFreeTwice (impl/defects.h). REQUIRES: lock.
+  // seeded defects kPageFreeTwice and kMigratePageFreeTwice (impl/defects.h).
+  // REQUIRES: lock.
   void NotifyPageFree(uint64_t pfn);
+  // The driver drops its allocation reference (put_page() of its hold):
+  // held cleared, refcount - 1, page_free at 1. REQUIRES: lock; the page held.
+  void ReleaseHoldLocked(uint64_t pfn);
+
+  // Mirrors: include/linux/pagemap.h trylock_page(), unlock_page() of a
+  // device page. Lock-free. REQUIRES: the caller holds a reference, or the
+  // page is populated and the region alive (lock or devmems_lock held).
+  bool TrylockPage(uint64_t pfn) const;
+  void UnlockPage(uint64_t pfn) const;
+  bool PageLocked(uint64_t pfn) const;
 
   // REQUIRES: lock, or every operation excluded (RepInvariant).
   uint64_t page_frees() const { return page_frees_; }
@@ -151,18 +174,28 @@ class Devmem {
   // The page's 4 KiB of contents (zeros if never written since its last
   // allocation). REQUIRES: lock; Contains(pfn).
   void ReadContents(uint64_t pfn, uint8_t* out) const;
+  // REQUIRES: lock; the page populated (it was allocated once).
   void WriteContents(uint64_t pfn, const uint8_t* in);
+  // The page reads as zeros from now on. REQUIRES: lock; Contains(pfn).
+  void ZeroContents(uint64_t pfn);
 
  private:
   static constexpr uint64_t kChunkWords = kChunkPages / 64;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const;
+  };
   struct Chunk {
     DevicePage pages[kChunkPages];
-    uint64_t free[kChunkWords] = {};  // bit set: the page is free; guarded by lock
+    uint64_t free[kChunkWords] = {};     // bit set: the page is free; guarded by lock
+    uint64_t written[kChunkWords] = {};  // bit set: data holds the page; guarded by lock
+    std::unique_ptr<uint8_t, FreeDeleter> data;  // kChunkPages * 4 KiB, on first write
   };
 
   // The next chunk of the memmap, every page in range free. REQUIRES: lock;
   // populated() < npages.
   void Populate();
+  // A chunk's 2 MiB contents block (devmem.cc); nullptr if the host has none.
+  static uint8_t* AllocContentsBlock();
   // A refcount that just went 2 -> 1: the page is free. REQUIRES: lock.
   void FreePage(uint64_t pfn);
   // Takes the free page at index idx (pfn - first_pfn). REQUIRES: lock.
@@ -175,7 +208,6 @@ class Devmem {
   uint64_t dir_capacity_ = 0;                    // guarded by lock
   uint64_t hint_ = 0;                            // guarded by lock (invariant 4)
   uint64_t page_frees_ = 0;                      // guarded by lock
-  std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> contents_;  // by pfn; guarded by lock
 };
 
 // The live regions (mm/hmm.c's devmems, plus kernel/memremap.c's pgmap_radix
@@ -196,6 +228,30 @@ class DevmemTable {
   std::map<uint64_t, Devmem*> by_first_pfn_;
 };
 
+// The lock of one region at a time, for a loop over device pages (a copy
+// batch, a migration's finalize): Hold(pfn) keeps the lock it has while pfn
+// lies in the same region, else switches. REQUIRES: KernelState::devmems_lock
+// (shared) over its life.
+class RegionLockCursor {
+ public:
+  explicit RegionLockCursor(const DevmemTable& devmems) : devmems_(devmems) {}
+
+  // The region of pfn, its lock held; nullptr (no lock) if no live region holds it.
+  Devmem* Hold(uint64_t pfn) {
+    if (held_ == nullptr || !held_->Contains(pfn)) {
+      if (guard_.owns_lock()) guard_.unlock();
+      held_ = devmems_.FindByPfn(pfn);
+      if (held_ != nullptr) guard_ = std::unique_lock<std::mutex>(held_->lock);
+    }
+    return held_;
+  }
+
+ private:
+  const DevmemTable& devmems_;
+  Devmem* held_ = nullptr;
+  std::unique_lock<std::mutex> guard_;
+};
+
 // Every page_free and fault callback, in the order they ran. Thread-safe: its
 // lock is a leaf (taken under a Devmem::lock, or under a ptl for a fault).
 class DeviceEventLog {
@@ -206,7 +262,9 @@ class DeviceEventLog {
 
  private:
   mutable std::mutex lock_;
-  std::vector<DeviceEventInfo> events_;  // guarded by lock_
+  // A deque: a migration of 64K device pages back logs 64K page_frees, and
+  // appending never moves the ones logged.
+  std::deque<DeviceEventInfo> events_;  // guarded by lock_
 };
 
 }  // namespace hmm::impl

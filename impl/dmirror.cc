@@ -8,12 +8,14 @@
 // under the mirror's update lock, retried when invalidated).
 //
 // The device page table holds no page reference; a copy reads or writes the
-// target under its page lock (RAM) or its region's lock (device memory).
+// target under its page lock, tried (RAM, or a device page's, with its
+// region's lock around the contents), and backs off while a migration holds it.
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 #include <vector>
 
 #include "impl/kernel.h"
@@ -45,52 +47,82 @@ bool PtEntryWrite(pte_t e) {
   return PtePresent(e) ? PteWrite(e) : DecodePte(e).kind == PteKind::kDevicePrivateWrite;
 }
 
+// The copy of one page between `buf` and a RAM target, under the page's
+// lock, tried only (a migration may hold it: impl/kernel_state.h 2p).
+// Returns false, copying nothing, when the lock is taken.
+bool CopyRamTarget(KernelState& ks, uint64_t pfn, uint8_t* buf, bool to_device) {
+  if (!ks.pages.TrylockPage(pfn)) return false;
+  if (to_device) {
+    std::memcpy(ks.pages.data(pfn), buf, kPageSize);
+  } else {
+    std::memcpy(buf, ks.pages.data(pfn), kPageSize);
+  }
+  ks.pages.UnlockPage(pfn);
+  return true;
+}
+
 // Mirrors: 6.1 lib/test_hmm.c dmirror_do_read()/dmirror_do_write()'s kmap +
 // memcpy of one page: to_device copies `buf` into the target, else the
-// target into `buf`. REQUIRES: the mirror's update_lock.
-void CopyTarget(KernelState& ks, pte_t e, uint8_t* buf, bool to_device) {
-  if (PtePresent(e)) {
-    const uint64_t pfn = PtePfn(e);
-    ks.pages.LockPage(pfn);
-    if (to_device) {
-      std::memcpy(ks.pages.data(pfn), buf, kPageSize);
-    } else {
-      std::memcpy(buf, ks.pages.data(pfn), kPageSize);
-    }
-    ks.pages.UnlockPage(pfn);
-    return;
-  }
+// target into `buf`; false (nothing copied) when the target's page lock is
+// taken. REQUIRES: the mirror's update_lock.
+bool CopyTarget(KernelState& ks, pte_t e, uint8_t* buf, bool to_device) {
+  if (PtePresent(e)) return CopyRamTarget(ks, PtePfn(e), buf, to_device);
   const uint64_t pfn = DecodePte(e).pfn;
   std::shared_lock<std::shared_mutex> devmems(ks.devmems_lock);
   Devmem* devmem = ks.devmems.FindByPfn(pfn);
-  if (devmem == nullptr) {
+  std::unique_lock<std::mutex> region;
+  if (devmem != nullptr) region = std::unique_lock<std::mutex>(devmem->lock);
+  if (devmem == nullptr || devmem->FindPage(pfn) == nullptr) {
     // Only a seed-profile window reaches a region removed under the device.
     if (!to_device) std::memset(buf, 0, kPageSize);
-    return;
+    return true;
   }
-  std::lock_guard<std::mutex> region(devmem->lock);
+  if (!devmem->TrylockPage(pfn)) return false;
   if (to_device) {
     devmem->WriteContents(pfn, buf);
   } else {
     devmem->ReadContents(pfn, buf);
   }
+  devmem->UnlockPage(pfn);
+  return true;
 }
 
-// Mirrors: 6.1 lib/test_hmm.c dmirror_do_read() (write false) and
-// dmirror_do_write() (write true): copies pages from vpn `from` on while pt
-// maps them (with write, for a write); returns how many it copied.
-// REQUIRES: m.update_lock.
+// One round of DmirrorCopy under the update lock: copies from vpn `from`
+// while pt maps the pages (with write, for a write); *busy when it stopped
+// at a page whose lock is taken. REQUIRES: m.update_lock.
 uint64_t DmirrorDoCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, uint8_t* buf,
-                       bool write) {
+                       bool write, bool* busy) {
   uint64_t n = 0;
   for (uint64_t vpn = from; vpn < end; ++vpn, ++n) {
     const pte_t e = m.pt.Get(vpn);
     // Does the device map the page (writable, for a write)?
     if (e == 0 || (write && !PtEntryWrite(e))) break;
-    CopyTarget(ks, e, buf + n * kPageSize, write);
+    if (!CopyTarget(ks, e, buf + n * kPageSize, write)) {
+      *busy = true;
+      break;
+    }
   }
   return n;
 }
+
+}  // namespace
+
+uint64_t DmirrorCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, uint8_t* buf,
+                     bool write) {
+  uint64_t n = 0;
+  // Loop invariant: pages [from, from + n) are copied.
+  for (;;) {
+    bool busy = false;
+    {
+      std::lock_guard<std::mutex> update(m.update_lock);
+      n += DmirrorDoCopy(ks, m, from + n, end, buf + n * kPageSize, write, &busy);
+    }
+    if (!busy) return n;
+    std::this_thread::yield();  // the migration holding the page ends, then retry
+  }
+}
+
+namespace {
 
 // Mirrors: 6.1 lib/test_hmm.c dmirror_do_fault(): stores a walked chunk in
 // pt. REQUIRES: m.update_lock.
@@ -149,18 +181,20 @@ Errno DmirrorFault(KernelState& ks, Mirror& m, uint64_t start, uint64_t end, boo
   return Errno::kOk;
 }
 
-// The ioctls' rungs after the mirror's (docs/mirror.md): the range, the
-// bounce buffer, the process.
-Errno DmirrorCheck(const Mirror& m, uint64_t addr, uint64_t npages) {
+}  // namespace
+
+Errno DmirrorCheck(const Mirror& m, uint64_t addr, uint64_t npages, bool bounce_limit) {
   // Is [addr, addr + npages pages) aligned, non-empty and below kTaskSize?
   if (BadPageRange(addr, npages)) return Errno::kInval;
   // Does it fit the bounce buffer?
-  if (npages > kMaxDmirrorPages) return Errno::kNoMem;
+  if (bounce_limit && npages > kMaxDmirrorPages) return Errno::kNoMem;
   std::shared_lock<std::shared_mutex> mmap_lock(m.proc->mmap_lock);
   // Is the process alive? (mmget_not_zero())
   if (m.proc->exited) return Errno::kInval;
   return Errno::kOk;
 }
+
+namespace {
 
 // Mirrors: 6.1 lib/test_hmm.c dmirror_read() (write false) and
 // dmirror_write() (write true): copy from pt until a page is missing, fault
@@ -171,11 +205,8 @@ Result<DmirrorResult> DmirrorCopyLoop(KernelState& ks, Mirror& m, uint64_t addr,
   const uint64_t start = AddrVpn(addr), end = start + npages;
   // Loop invariant: pages [start, start + res.cpages) are copied.
   for (;;) {
-    {
-      std::lock_guard<std::mutex> update(m.update_lock);
-      uint64_t from = start + res.cpages;
-      res.cpages += DmirrorDoCopy(ks, m, from, end, buf + res.cpages * kPageSize, write);
-    }
+    uint64_t from = start + res.cpages;
+    res.cpages += DmirrorCopy(ks, m, from, end, buf + res.cpages * kPageSize, write);
     // Is every page copied?
     if (res.cpages == npages) return res;
     Errno err = DmirrorFault(ks, m, start + res.cpages, end, write);

@@ -4,25 +4,49 @@
 // built on it, CpuRead and CpuWrite. Every fault runs under the mmap_lock in
 // read mode, so faults of one process run in parallel and serialize on its
 // ptl; the decision to reuse or copy a COW page is taken under the ptl and
-// the page lock, and a copy is made after both are dropped and the mirrors
-// told (docs/mirror.md: a COW break notifies its one page), once the ptl is
-// back and the PTE found unchanged.
+// the page lock (tried: a migration may hold it), and a copy is made after
+// both are dropped and the mirrors told (docs/mirror.md: a COW break
+// notifies its one page), once the ptl is back and the PTE found unchanged.
+// A migration entry is waited for, and a device-private entry's page
+// migrated back (docs/migrate.md, migrate_to_ram), each with the ptl
+// dropped, before the fault tries again.
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include "impl/defects.h"
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
+#include "impl/migrate_internal.h"
 #include "impl/mirror.h"
 
 namespace hmm::impl {
 namespace {
 
-pte_t MakePagePte(uint64_t pfn, bool write) {
-  return MakePresentPte(pfn, write, /*dirty=*/write, /*accessed=*/true, /*special=*/false);
+// What a fault attempt left for FaultInPage to do once the ptl is dropped,
+// before it tries again.
+struct FaultRetry {
+  enum Kind : uint8_t {
+    kNone,           // done: the attempt's result stands
+    kCowCopy,        // wp_page_copy() of `orig`
+    kWaitMigration,  // migration_entry_wait() on `orig` at the address
+    kWaitPageLock,   // the page `pfn` is locked (a migration holds it)
+    kMigrateToRam,   // the device page `pfn` of `owner` comes back first
+  };
+  Kind kind = kNone;
+  pte_t orig = 0;    // the entry the decision saw
+  uint64_t pfn = 0;
+  DeviceId owner;
+};
+
+Result<uint64_t> Retry(FaultRetry* retry, FaultRetry::Kind kind, pte_t orig, uint64_t pfn) {
+  retry->kind = kind;
+  retry->orig = orig;
+  retry->pfn = pfn;
+  return uint64_t{0};  // unused: FaultInPage acts and tries again
 }
 
 // Mirrors: mm/memory.c do_anonymous_page(). A read maps the zero page
@@ -42,19 +66,6 @@ Result<uint64_t> DoAnonymousPage(KernelState& ks, pte_t* ptep, bool write) {
   return *pfn;
 }
 
-// A COW copy, decided under the ptl (do_wp_page()) and made once the ptl is
-// dropped, so that the mirrors hear of it first (wp_page_copy()).
-struct CowCopy {
-  bool needed = false;
-  pte_t orig = 0;  // the PTE the decision saw; pte_same() checks it again
-};
-
-Result<uint64_t> NeedCopy(const pte_t* ptep, CowCopy* cow) {
-  cow->needed = true;
-  cow->orig = *ptep;
-  return uint64_t{0};  // unused: FaultInPage makes the copy
-}
-
 // Mirrors: mm/memory.c wp_page_copy()'s replacement: the faulting PTE gets
 // the private copy `pfn` of `old` (the zero page reads as zeros, which
 // AllocPage already gives). REQUIRES: ptl; `old` locked unless it is the zero
@@ -72,9 +83,10 @@ void WpPageReplace(KernelState& ks, pte_t* ptep, uint64_t old, uint64_t pfn) {
 
 // Mirrors: mm/memory.c wp_page_copy(): allocate, tell the mirrors
 // (mmu_notifier_invalidate_range_start()), then under the ptl replace the PTE
-// if it is still `orig` (pte_same()); else free the page and set *retry (the
-// fault runs again, as the kernel returns to user space and re-faults).
-// REQUIRES: mmap_lock (read); no ptl or page lock.
+// if it is still `orig` (pte_same()) and the old page's lock is free (a
+// migration may hold it: only tried under the ptl); else free the page and
+// set *retry (the fault runs again, as the kernel returns to user space and
+// re-faults). REQUIRES: mmap_lock (read); no ptl or page lock.
 Result<uint64_t> WpPageCopy(KernelState& ks, Process& p, uint64_t addr, pte_t orig,
                             bool* retry) {
   std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
@@ -85,15 +97,19 @@ Result<uint64_t> WpPageCopy(KernelState& ks, Process& p, uint64_t addr, pte_t or
   {
     std::lock_guard<std::mutex> ptl(p.ptl);
     pte_t* ptep = p.pgtable.Lookup(AddrVpn(addr));
-    // Is the PTE still the one the copy was decided on?
-    if (ptep == nullptr || *ptep != orig) {
-      ks.pages.PutPage(*pfn);
+    // Is the PTE still the one the copy was decided on, its page free to lock?
+    if (ptep != nullptr && *ptep == orig && (zero || ks.pages.TrylockPage(old))) {
+      WpPageReplace(ks, ptep, old, *pfn);
+      if (!zero) ks.pages.UnlockPage(old);
+      *retry = false;
+    } else {
       *retry = true;
-      return Errno::kAgain;
     }
-    if (!zero) ks.pages.LockPage(old);
-    WpPageReplace(ks, ptep, old, *pfn);
-    if (!zero) ks.pages.UnlockPage(old);
+  }
+  if (*retry) {
+    ks.pages.PutPage(*pfn);
+    if (!zero) ks.pages.WaitPageUnlocked(old);
+    return Errno::kAgain;
   }
   // -1: the old PTE's reference (a free here means the other mapper left meanwhile).
   if (!zero) ks.pages.PutPage(old);
@@ -102,35 +118,52 @@ Result<uint64_t> WpPageCopy(KernelState& ks, Process& p, uint64_t addr, pte_t or
 
 // Mirrors: mm/memory.c do_wp_page(): a write fault on a present, read-only
 // PTE. Shared: made writable (wp_page_shared()). Private: the zero page, or
-// a page another PTE maps, is to be copied (*cow); a page this PTE alone maps
-// is reused (wp_can_reuse_anon_folio(), decided on mapcount as docs/model.md
-// says). REQUIRES: ptl.
-Result<uint64_t> DoWpPage(KernelState& ks, const Vma& vma, pte_t* ptep, CowCopy* cow) {
+// a page another PTE maps, is to be copied (*retry); a page this PTE alone
+// maps is reused (wp_can_reuse_anon_folio(), decided on mapcount as
+// docs/model.md says, under the page lock, tried: a page a migration holds
+// is waited for outside the ptl). REQUIRES: ptl.
+Result<uint64_t> DoWpPage(KernelState& ks, const Vma& vma, pte_t* ptep, FaultRetry* retry) {
   uint64_t pfn = PtePfn(*ptep);
   if (ks.pages.IsZero(pfn)) {
-    if (!DefectActive(Defect::kZeroPageWrittenInPlace)) return NeedCopy(ptep, cow);
+    if (!DefectActive(Defect::kZeroPageWrittenInPlace)) {
+      return Retry(retry, FaultRetry::kCowCopy, *ptep, pfn);
+    }
     *ptep |= kPteWrite | kPteDirty;
     return pfn;
   }
   if (!vma.shared) {
     // Under the page lock, as the copy's mapcount drop is: two COW breaks of
     // one page never both reuse it.
-    ks.pages.LockPage(pfn);
+    if (!ks.pages.TrylockPage(pfn)) return Retry(retry, FaultRetry::kWaitPageLock, *ptep, pfn);
     bool exclusive = ks.pages.page(pfn).mapcount.load(std::memory_order_acquire) == 1;
     ks.pages.UnlockPage(pfn);
-    if (!exclusive && !DefectActive(Defect::kCowNotBroken)) return NeedCopy(ptep, cow);
+    if (!exclusive && !DefectActive(Defect::kCowNotBroken)) {
+      return Retry(retry, FaultRetry::kCowCopy, *ptep, pfn);
+    }
   }
   *ptep |= kPteWrite | kPteDirty | kPteAccessed;  // wp_page_reuse()
   ks.pages.GetPage(pfn);  // +1: the caller's
   return pfn;
 }
 
+// Mirrors: mm/memory.c do_swap_page(): the non-present entries there are. A
+// migration entry is waited for (migration_entry_wait()); a device-private
+// entry runs its region's fault callback and comes back to RAM first
+// (migrate_to_ram). REQUIRES: ptl; e non-present and not none.
+Result<uint64_t> DoSwapPage(KernelState& ks, Pid pid, uint64_t addr, pte_t e, FaultRetry* retry) {
+  if (IsMigrationEntry(e)) return Retry(retry, FaultRetry::kWaitMigration, e, SwpEntryPfn(e));
+  Errno err = DeviceEntryFault(ks, pid, addr, e, &retry->owner);
+  if (err != Errno::kOk) return err;
+  return Retry(retry, FaultRetry::kMigrateToRam, e, SwpEntryPfn(e));
+}
+
 // Mirrors: mm/memory.c do_shared_fault() / do_read_fault() on shmem: find or
 // allocate the object's page without the ptl, then install it under the ptl
-// unless another thread did first (finish_fault()'s pte_none recheck).
+// unless another thread did first (finish_fault()'s pte_none recheck), or a
+// migration is moving that slot (its entry is waited for).
 // REQUIRES: mmap_lock (read).
 Result<uint64_t> DoSharedFault(KernelState& ks, Process& p, const Vma& vma, uint64_t addr,
-                               bool write, CowCopy* cow) {
+                               bool write, FaultRetry* retry) {
   std::optional<uint64_t> pfn = ShmemGetPage(ks.pages, *vma.object, vma.PgoffOf(addr));
   if (!pfn) return Errno::kNoMem;
   std::lock_guard<std::mutex> ptl(p.ptl);
@@ -143,46 +176,110 @@ Result<uint64_t> DoSharedFault(KernelState& ks, Process& p, const Vma& vma, uint
     return *pfn;
   }
   ks.pages.PutPage(*pfn);  // lost the race: the other thread's PTE stands
-  if (write && !PteWrite(*ptep)) return DoWpPage(ks, vma, ptep, cow);
+  if (IsMigrationEntry(*ptep)) return Retry(retry, FaultRetry::kWaitMigration, *ptep, 0);
+  if (write && !PteWrite(*ptep)) return DoWpPage(ks, vma, ptep, retry);
   uint64_t mapped = PtePfn(*ptep);
   ks.pages.GetPage(mapped);  // +1: the caller's
   return mapped;
 }
 
-// Mirrors: mm/memory.c handle_mm_fault() up to the decision; a COW copy is
-// left in *cow for the caller.
+// Mirrors: mm/memory.c handle_mm_fault() up to the decision; what needs the
+// ptl dropped first is left in *retry for the caller.
 Result<uint64_t> HandleMmFault(KernelState& ks, Process& p, Pid pid, const Vma& vma,
-                               uint64_t addr, bool write, CowCopy* cow) {
+                               uint64_t addr, bool write, FaultRetry* retry) {
   {
     std::lock_guard<std::mutex> ptl(p.ptl);
     pte_t* ptep = p.pgtable.Lookup(AddrVpn(addr));
     if (ptep != nullptr && PtePresent(*ptep)) {
       // Mirrors: mm/memory.c handle_pte_fault() on a present PTE.
-      if (write && !PteWrite(*ptep)) return DoWpPage(ks, vma, ptep, cow);
+      if (write && !PteWrite(*ptep)) return DoWpPage(ks, vma, ptep, retry);
       *ptep |= kPteAccessed | (write ? kPteDirty : 0);
       uint64_t pfn = PtePfn(*ptep);
       ks.pages.GetPage(pfn);  // +1: the caller's (follow_page_pte(FOLL_GET))
       return pfn;
     }
-    // Is it a non-present entry? (do_swap_page(): only device-private ones exist)
-    if (ptep != nullptr && !PteNone(*ptep)) return DeviceEntryFault(ks, pid, addr, *ptep);
+    // Is it a non-present entry (a device-private or a migration entry)?
+    if (ptep != nullptr && !PteNone(*ptep)) return DoSwapPage(ks, pid, addr, *ptep, retry);
     if (!vma.shared) return DoAnonymousPage(ks, p.pgtable.WalkAlloc(AddrVpn(addr)), write);
   }
-  return DoSharedFault(ks, p, vma, addr, write, cow);
+  return DoSharedFault(ks, p, vma, addr, write, retry);
+}
+
+// Is the page of a migration entry still locked? A migration replaces its
+// entries before it unlocks the page, so an entry whose page is unlocked has
+// no migration behind it (only the seeded defect kMigrateLeavesMigrationEntry
+// leaves one). REQUIRES: ptl.
+bool MigrationInFlight(const KernelState& ks, pte_t e) {
+  const uint64_t pfn = SwpEntryPfn(e);
+  if (ks.pages.Valid(pfn)) return ks.pages.page(pfn).flags.load(std::memory_order_acquire) & kPgLocked;
+  std::shared_lock<std::shared_mutex> devmems(ks.devmems_lock);
+  const Devmem* devmem = ks.devmems.FindByPfn(pfn);
+  if (devmem == nullptr) return false;
+  std::lock_guard<std::mutex> region(devmem->lock);
+  return devmem->FindPage(pfn) != nullptr && devmem->PageLocked(pfn);
+}
+
+// Mirrors: mm/migrate.c migration_entry_wait(): returns once the entry at
+// addr is no longer `orig` (the migration's finalize replaced it), true; or
+// false, SIGBUS, for an entry no migration will replace.
+// REQUIRES: mmap_lock (read); no ptl.
+bool WaitMigrationEntry(const KernelState& ks, Process& p, uint64_t addr, pte_t orig) {
+  for (;;) {
+    std::this_thread::yield();
+    std::lock_guard<std::mutex> ptl(p.ptl);
+    if (p.pgtable.Get(AddrVpn(addr)) != orig) return true;
+    if (!MigrationInFlight(ks, orig)) return false;
+  }
+}
+
+// Does what the attempt asked for with the ptl dropped. *done (with *r) when
+// the fault is over; else the caller tries again.
+void ActOnRetry(KernelState& ks, Process& p, Pid pid, uint64_t addr, const FaultRetry& retry,
+                Result<uint64_t>* r, bool* done) {
+  *done = false;
+  switch (retry.kind) {
+    case FaultRetry::kNone:
+      *done = true;
+      return;
+    case FaultRetry::kCowCopy: {
+      bool again = false;
+      *r = WpPageCopy(ks, p, addr, retry.orig, &again);
+      *done = !again;
+      return;
+    }
+    case FaultRetry::kWaitMigration:
+      if (!WaitMigrationEntry(ks, p, addr, retry.orig)) {
+        *r = Errno::kFault;
+        *done = true;
+      }
+      return;
+    case FaultRetry::kWaitPageLock:
+      ks.pages.WaitPageUnlocked(retry.pfn);
+      return;
+    case FaultRetry::kMigrateToRam: {
+      Errno err = MigrateToRam(ks, p, pid, addr, retry.pfn, retry.owner);
+      // Could the page not come back (RAM full)? SIGBUS: the entry stays.
+      if (err != Errno::kOk) {
+        *r = err;
+        *done = true;
+      }
+      return;
+    }
+  }
 }
 
 }  // namespace
 
 Result<uint64_t> FaultInPage(KernelState& ks, Process& p, Pid pid, const Vma& vma,
                              uint64_t addr, bool write) {
-  // Loop invariant: nothing is held; every earlier round changed nothing.
+  // Loop invariant: nothing is held; every earlier round changed nothing the
+  // fault depends on, or moved it closer (a COW copy made, a page migrated back).
   for (;;) {
-    CowCopy cow;
-    Result<uint64_t> r = HandleMmFault(ks, p, pid, vma, addr, write, &cow);
-    if (!cow.needed) return r;
-    bool retry = false;
-    r = WpPageCopy(ks, p, addr, cow.orig, &retry);
-    if (!retry) return r;
+    FaultRetry retry;
+    Result<uint64_t> r = HandleMmFault(ks, p, pid, vma, addr, write, &retry);
+    bool done = false;
+    ActOnRetry(ks, p, pid, addr, retry, &r, &done);
+    if (done) return r;
   }
 }
 

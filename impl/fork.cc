@@ -3,12 +3,17 @@
 // Fork: the child gets a copy of every VMA; private pages are shared
 // copy-on-write, pinned ones copied (mm/memory.c page_needs_cow_for_dma()),
 // device-private entries copied read-only (device_entry.cc). The parent's
-// mirrors hear of every private VMA (docs/mirror.md), around the copy.
+// mirrors hear of every private VMA (docs/mirror.md), around the copy. A
+// migration in flight elsewhere may hold migration entries in the parent:
+// the copy waits until they are gone (the kernel copies them, and its rmap
+// finds the child's; hmmref's migration walks only the processes it saw).
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 #include <vector>
 
 #include "impl/defects.h"
@@ -57,11 +62,10 @@ std::vector<uint64_t> PinnedVpns(const KernelState& ks, const Process& parent) {
 }
 
 // Mirrors: mm/memory.c copy_present_page(): the child's own copy of a pinned
-// page, writable if the VMA is; the parent's PTE is untouched.
+// page, writable if the VMA is; the parent's PTE is untouched. REQUIRES: pfn
+// locked (LockPinnedSources).
 pte_t CopyPinnedPage(KernelState& ks, const Vma& vma, uint64_t pfn, uint64_t copy) {
-  ks.pages.LockPage(pfn);
   std::memcpy(ks.pages.data(copy), ks.pages.data(pfn), kPageSize);
-  ks.pages.UnlockPage(pfn);
   // The allocation's reference becomes the child PTE's; +1 mapcount for it.
   ks.pages.page(copy).mapcount.store(1, std::memory_order_relaxed);
   bool write = vma.prot & kProtWrite;
@@ -76,7 +80,9 @@ pte_t CopyPresentPte(KernelState& ks, const Vma& vma, uint64_t vpn, pte_t* src,
   // Is it the zero page? (vm_normal_page() == NULL: copied as is, uncounted)
   if (ks.pages.IsZero(pfn)) return *src;
   // Was it pinned when PinnedVpns looked? (Decided once, so the pages
-  // allocated up front always suffice.)
+  // allocated up front always suffice; a listed vpn whose page has since
+  // gone, migrated by another process's migration, is passed over.)
+  while (copies->next < copies->vpns.size() && copies->vpns[copies->next] < vpn) ++copies->next;
   if (copies->next < copies->vpns.size() && copies->vpns[copies->next] == vpn) {
     ++copies->next;
     uint64_t copy = copies->pages.back();
@@ -101,9 +107,53 @@ void DupVma(KernelState& ks, const Vma& vma, Process& parent, Process& child,
   child.vmas.Insert(std::move(copy));
   if (vma.shared && !DefectActive(Defect::kForkCopiesSharedPtes)) return;
   parent.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [&](uint64_t vpn, pte_t& e) {
+    assert(!IsMigrationEntry(e) && "CopyWhenStable waited for every migration");
     *child.pgtable.WalkAlloc(vpn) =
         PtePresent(e) ? CopyPresentPte(ks, vma, vpn, &e, copies) : CopyDeviceEntry(ks, &e);
   });
+}
+
+// Does any entry of p belong to a migration in flight? (A migration of
+// another process reaches p's mappings through the rmap walk.) REQUIRES: ptl.
+bool HasMigrationEntry(const Process& p) {
+  bool found = false;
+  p.pgtable.ForEachLeaf(0, kMaxVpn, [&found](uint64_t, pte_t e) { found |= IsMigrationEntry(e); });
+  return found;
+}
+
+// Locks the pages of the parent's pinned vpns that CopyPinnedPage will read,
+// by trylock only (the ptls are held: impl/kernel_state.h 2p); on a failure
+// unlocks what it took and returns false. REQUIRES: parent's ptl.
+bool LockPinnedSources(KernelState& ks, const Process& parent, const PinnedCopies& copies,
+                       std::vector<uint64_t>* locked) {
+  for (uint64_t vpn : copies.vpns) {
+    const pte_t e = parent.pgtable.Get(vpn);
+    if (!PtePresent(e) || ks.pages.IsZero(PtePfn(e))) continue;
+    const uint64_t pfn = PtePfn(e);
+    if (std::find(locked->begin(), locked->end(), pfn) != locked->end()) continue;
+    if (!ks.pages.TrylockPage(pfn)) {
+      for (uint64_t taken : *locked) ks.pages.UnlockPage(taken);
+      locked->clear();
+      return false;
+    }
+    locked->push_back(pfn);
+  }
+  return true;
+}
+
+// `n` more pages for pinned copies; false (none added) when RAM runs out.
+bool AllocCopies(KernelState& ks, uint64_t n, PinnedCopies* copies) {
+  std::vector<uint64_t> pages;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
+    if (!pfn) {
+      for (uint64_t page : pages) ks.pages.PutPage(page);
+      return false;
+    }
+    pages.push_back(*pfn);
+  }
+  copies->pages.insert(copies->pages.end(), pages.begin(), pages.end());
+  return true;
 }
 
 // The child's copies of pinned pages, allocated before anything changes;
@@ -113,15 +163,47 @@ bool PreparePinnedCopies(KernelState& ks, const Process& parent, PinnedCopies* c
     std::lock_guard<std::mutex> parent_ptl(parent.ptl);
     copies->vpns = PinnedVpns(ks, parent);
   }
-  for (size_t n = 0; n < copies->vpns.size(); ++n) {
-    std::optional<uint64_t> pfn = ks.pages.AllocPage(kPgAnon);
-    if (!pfn) {
-      for (uint64_t page : copies->pages) ks.pages.PutPage(page);
-      return false;
-    }
-    copies->pages.push_back(*pfn);
+  return AllocCopies(ks, copies->vpns.size(), copies);
+}
+
+// Under both ptls: copies the parent if it has no migration entry (the child
+// could not be found by the migration's finalize before it is in the process
+// table), a page for each pinned vpn as they are now (a migration elsewhere
+// may have changed them since PinnedVpns looked) and the pinned pages' locks
+// free. Else sets *need to the pages missing (0 if none) and returns false.
+bool TryCopy(KernelState& ks, Process& parent, Process& child, PinnedCopies* copies,
+             uint64_t* need) {
+  *need = 0;
+  if (HasMigrationEntry(parent)) return false;
+  std::vector<uint64_t> vpns = PinnedVpns(ks, parent);
+  if (vpns.size() > copies->pages.size()) {
+    *need = vpns.size() - copies->pages.size();
+    return false;
   }
+  copies->vpns = std::move(vpns);
+  copies->next = 0;
+  std::vector<uint64_t> locked;
+  if (!LockPinnedSources(ks, parent, *copies, &locked)) return false;
+  const VmaTree& vmas = parent.vmas;
+  for (const auto& [start, vma] : vmas) DupVma(ks, vma, parent, child, copies);
+  for (uint64_t pfn : locked) ks.pages.UnlockPage(pfn);
   return true;
+}
+
+// Mirrors: kernel/fork.c dup_mmap()'s copy loop, once TryCopy can run: until
+// then the ptls are dropped and the wait retried, more copies allocated as
+// needed. kNoMem (nothing copied) when RAM runs out for them.
+Errno CopyWhenStable(KernelState& ks, Process& parent, Process& child, PinnedCopies* copies) {
+  for (;;) {
+    uint64_t need = 0;
+    {
+      std::lock_guard<std::mutex> parent_ptl(parent.ptl);
+      std::lock_guard<std::mutex> child_ptl(child.ptl);
+      if (TryCopy(ks, parent, child, copies, &need)) return Errno::kOk;
+    }
+    if (need > 0 && !AllocCopies(ks, need, copies)) return Errno::kNoMem;
+    std::this_thread::yield();
+  }
 }
 
 // Mirrors: mm/memory.c copy_page_range()'s mmu notifier bracket, which only
@@ -145,17 +227,14 @@ Errno DupMmap(KernelState& ks, Process& parent, Process& child) {
   PinnedCopies copies;
   // Is there RAM for every copy? Else nothing has changed yet (no notification either).
   if (!PreparePinnedCopies(ks, parent, &copies)) return Errno::kNoMem;
-  // The mmap_lock (write) keeps the PTEs as PinnedVpns saw them meanwhile.
+  // The mmap_lock (write) keeps the PTEs as PinnedVpns saw them meanwhile,
+  // but for other processes' migrations, which CopyWhenStable waits out.
   NotifyPrivateVmas(ks, parent, /*start=*/true);
-  {
-    std::lock_guard<std::mutex> parent_ptl(parent.ptl);
-    std::lock_guard<std::mutex> child_ptl(child.ptl);
-    const VmaTree& vmas = parent.vmas;
-    for (const auto& [start, vma] : vmas) DupVma(ks, vma, parent, child, &copies);
-  }
+  Errno err = CopyWhenStable(ks, parent, child, &copies);
   NotifyPrivateVmas(ks, parent, /*start=*/false);
-  assert(copies.next == copies.vpns.size() && copies.pages.empty());
-  return Errno::kOk;
+  // Copies not used (pinned pages that migrated away meanwhile) go back.
+  for (uint64_t page : copies.pages) ks.pages.PutPage(page);
+  return err;
 }
 
 // Mirrors: kernel/fork.c kernel_clone() -> copy_process() -> copy_mm().

@@ -3,6 +3,9 @@
 // Long-term pins (mm/gup.c pin_user_pages() with FOLL_WRITE |
 // FOLL_LONGTERM): each page is write-faulted exclusive, then held by one
 // reference per pin until UnpinUserPages, across munmap, madvise and exit.
+// The fault brings a device-private page back to RAM first (migrate_to_ram),
+// so a pin never holds a device page; a pinned page fails migration's pin
+// check and stays where it is.
 
 #include <mutex>
 #include <shared_mutex>

@@ -49,51 +49,59 @@ std::optional<uint64_t> PlaceDevmem(const KernelState& ks, uint64_t size) {
 
 }  // namespace
 
-// Mirrors: mm/hmm.c hmm_devmem_add() -> hmm_devmem_pages_create().
-Result<uint64_t> Kernel::HmmDevmemAdd(DeviceId device, uint64_t size) {
-  std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);
-  const Config& c = st_->config;
+Result<uint64_t> DevmemAdd(KernelState& ks, DeviceId device, uint64_t size, bool dmirror_chunk) {
+  const Config& c = ks.config;
   const uint64_t section = c.section_bytes;
   // Is size non-zero, and does it round up to whole sections without
   // overflow, to at most 2^max_physmem_bits?
   if (size == 0 || size > ~uint64_t{0} - (section - 1)) return Errno::kInval;
   uint64_t rsize = (size + section - 1) & ~(section - 1);
   if (rsize > (uint64_t{1} << c.max_physmem_bits)) return Errno::kInval;
-  std::unique_lock<std::shared_mutex> devmems(st_->devmems_lock);
-  std::lock_guard<std::mutex> resources(st_->resource_lock);
-  std::optional<uint64_t> start = PlaceDevmem(*st_, rsize);
+  std::unique_lock<std::shared_mutex> devmems(ks.devmems_lock);
+  std::lock_guard<std::mutex> resources(ks.resource_lock);
+  std::optional<uint64_t> start = PlaceDevmem(ks, rsize);
   // Is there a free window?
   if (!start) return Errno::kRange;
-  uint64_t id = st_->devmems.next_id++;
+  uint64_t id = ks.devmems.next_id++;
   Resource res;  // devm_request_mem_region(), desc IORES_DESC_DEVICE_PRIVATE_MEMORY
   res.start = *start;
   res.end = *start + rsize;
   res.device = true;
   res.devmem = id;
-  st_->resources.Insert(res);
+  ks.resources.Insert(res);
   // Every page free (refcount 1); the memmap itself comes on demand (devmem.h).
-  st_->devmems.Insert(std::make_unique<Devmem>(id, device, *start >> kPageShift,
-                                               rsize >> kPageShift, LoggingOps(&st_->events)));
+  ks.devmems.Insert(std::make_unique<Devmem>(id, device, *start >> kPageShift, rsize >> kPageShift,
+                                             LoggingOps(&ks.events), dmirror_chunk));
   return id;
+}
+
+Errno DevmemRemove(KernelState& ks, uint64_t devmem_id) {
+  // Exclusive: no user of any device page runs while we look.
+  std::unique_lock<std::shared_mutex> devmems(ks.devmems_lock);
+  Devmem* devmem = ks.devmems.FindById(devmem_id);
+  // Is it a live devmem?
+  if (devmem == nullptr) return Errno::kNoEnt;
+  // Is every page of it free (no hold, no entry: refcount 1)?
+  if (devmem->Busy()) return Errno::kBusy;
+  {
+    std::lock_guard<std::mutex> resources(ks.resource_lock);
+    ks.resources.Erase(devmem->first_pfn << kPageShift);  // devm_release_mem_region()
+  }
+  ks.devmems.Erase(devmem_id);
+  return Errno::kOk;
+}
+
+// Mirrors: mm/hmm.c hmm_devmem_add() -> hmm_devmem_pages_create().
+Result<uint64_t> Kernel::HmmDevmemAdd(DeviceId device, uint64_t size) {
+  std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);
+  return DevmemAdd(*st_, device, size, /*dmirror_chunk=*/false);
 }
 
 // Mirrors: mm/hmm.c hmm_devmem_remove(); its wait for the pgmap's references
 // to drain is a refusal here.
 Errno Kernel::HmmDevmemRemove(uint64_t devmem_id) {
   std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);
-  // Exclusive: no user of any device page runs while we look.
-  std::unique_lock<std::shared_mutex> devmems(st_->devmems_lock);
-  Devmem* devmem = st_->devmems.FindById(devmem_id);
-  // Is it a live devmem?
-  if (devmem == nullptr) return Errno::kNoEnt;
-  // Is every page of it free (no hold, no entry: refcount 1)?
-  if (devmem->Busy()) return Errno::kBusy;
-  {
-    std::lock_guard<std::mutex> resources(st_->resource_lock);
-    st_->resources.Erase(devmem->first_pfn << kPageShift);  // devm_release_mem_region()
-  }
-  st_->devmems.Erase(devmem_id);
-  return Errno::kOk;
+  return DevmemRemove(*st_, devmem_id);
 }
 
 // The driver's allocation: the lowest free page of the region, get_page()
@@ -122,9 +130,8 @@ Errno Kernel::DevicePagePut(uint64_t pfn) {
   DevicePage* page = devmem->FindPage(pfn);
   // Does the driver hold it? (Else the count would go below 1.)
   if (page == nullptr || !(page->flags & kDevPgHeld)) return Errno::kInval;
-  page->flags &= ~kDevPgHeld;
   bool frees = page->refcount.load(std::memory_order_acquire) == 2;
-  devmem->PutPageLocked(pfn);  // -1: the hold; at 1, page_free
+  devmem->ReleaseHoldLocked(pfn);
   // Seeded defect kPageFreeTwice: the driver's put logs page_free although
   // entries still map the page; the zap that frees it logs it again.
   if (!frees && DefectActive(Defect::kPageFreeTwice)) devmem->NotifyPageFree(pfn);

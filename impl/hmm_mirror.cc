@@ -121,7 +121,13 @@ Result<uint64_t> Kernel::HmmMirrorRegister(DeviceId device, Pid pid) {
   if (p == nullptr) return Errno::kSrch;
   // Is it one of the dummy devices?
   if (device.value >= kMaxDevices) return Errno::kInval;
-  if (!p->hmm) p->hmm = std::make_shared<Hmm>();  // hmm_register(): the mm's first mirror
+  if (!p->hmm) {
+    // hmm_register(): the mm's first mirror; under the ptl too, for a
+    // migration's rmap walk, which reads it without the mmap_lock.
+    auto hmm = std::make_shared<Hmm>();
+    std::lock_guard<std::mutex> ptl(p->ptl);
+    p->hmm = std::move(hmm);
+  }
   std::unique_lock<std::shared_mutex> sem(p->hmm->mirrors_sem);
   std::lock_guard<std::mutex> tables(st_->mirrors_lock);
   // Is there room for one more mirror?

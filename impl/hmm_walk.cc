@@ -87,6 +87,8 @@ bool OwnedBy(const KernelState& ks, uint64_t pfn, DeviceId owner) {
 bool NeedFault(const KernelState& ks, pte_t e, const HmmWalkMode& mode) {
   if (e == 0) return true;
   if (PtePresent(e)) return mode.write && (!PteWrite(e) || (e & kPteSpecial));
+  // A migration entry: the fault waits for the migration (invariant 19).
+  if (IsMigrationEntry(e)) return true;
   DecodedPte d = DecodePte(e);
   if (mode.has_owner && !OwnedBy(ks, d.pfn, mode.owner)) return true;
   return mode.write && d.kind != PteKind::kDevicePrivateWrite;
@@ -109,14 +111,15 @@ struct FaultWalk {
   }
 };
 
-// Fills vpn's entry by the entry rules unless (check) it needs a fault;
-// returns whether it does. REQUIRES: mmap_lock; no ptl.
+// Fills vpn's entry by the entry rules unless it needs a fault (check), or
+// (after a fault) unless a new migration has begun there meanwhile; returns
+// whether it needs one. REQUIRES: mmap_lock; no ptl.
 bool FillUnlessFault(FaultWalk& w, uint64_t vpn, uint64_t read, bool check) {
   std::lock_guard<std::mutex> ptl(w.p.ptl);
   std::shared_lock<std::shared_mutex> devmems(w.ks.devmems_lock, std::defer_lock);
   if (w.mode.has_owner) devmems.lock();
   const pte_t e = w.p.pgtable.Get(vpn);
-  if (check && NeedFault(w.ks, e, w.mode)) return true;
+  if (check ? NeedFault(w.ks, e, w.mode) : IsMigrationEntry(e)) return true;
   w.Store(vpn, HmmPfnFromPte(e, read));
   return false;
 }
@@ -128,9 +131,9 @@ Errno DoFault(FaultWalk& w, const Vma& vma, uint64_t addr) {
   if (!(vma.prot & kProtRead)) return Errno::kFault;
   // And writing, for a write fault?
   if (w.mode.write && !(vma.prot & kProtWrite)) return Errno::kPerm;
-  // A device entry's callback runs in there and answers SIGBUS.
+  // A device entry's callback runs in there and migrates the page back.
   Result<uint64_t> pfn = FaultInPage(w.ks, w.p, w.pid, vma, addr, w.mode.write);
-  // Did the fault fail (kNoMem, or the device page's kFault)?
+  // Did the fault fail (kNoMem, or the device page's kFault: RAM full)?
   if (!pfn.ok()) return Errno::kFault;
   w.ks.pages.PutPage(pfn.value);  // -1: FaultInPage's reference for us
   return Errno::kOk;
@@ -144,10 +147,12 @@ Errno WalkPage(FaultWalk& w, const Vma* vma, uint64_t vpn) {
   if (w.mode.has_owner && !(vma->prot & kProtRead)) return Errno::kFault;
   const uint64_t read = (vma->prot & kProtRead) ? uint64_t{kHmmPfnRead} : 0;
   if (!FillUnlessFault(w, vpn, read, /*check=*/true)) return Errno::kOk;
-  Errno err = DoFault(w, *vma, vpn << kPageShift);
-  if (err != Errno::kOk) return err;
-  FillUnlessFault(w, vpn, read, /*check=*/false);
-  return Errno::kOk;
+  // Loop invariant: the entry needs a fault (or waits for a migration).
+  for (;;) {
+    Errno err = DoFault(w, *vma, vpn << kPageShift);
+    if (err != Errno::kOk) return err;
+    if (!FillUnlessFault(w, vpn, read, /*check=*/false)) return Errno::kOk;
+  }
 }
 
 }  // namespace
@@ -200,7 +205,9 @@ uint8_t DmirrorProtFromPte(const KernelState& ks, pte_t e, DeviceId owner) {
     return PteWrite(e) ? kDmirrorProtWrite : kDmirrorProtRead;
   }
   DecodedPte d = DecodePte(e);
-  if (!OwnedBy(ks, d.pfn, owner)) return kDmirrorProtNone;
+  // A migration entry is reported not valid (invariant 19), as another
+  // device's page is.
+  if (IsMigrationEntry(e) || !OwnedBy(ks, d.pfn, owner)) return kDmirrorProtNone;
   return kDmirrorProtDevPrivateLocal |
          (d.kind == PteKind::kDevicePrivateWrite ? kDmirrorProtWrite : kDmirrorProtRead);
 }

@@ -46,6 +46,8 @@ std::vector<PteInfo> Kernel::Ptes(Pid pid) const {
   if (p == nullptr) return out;
   std::lock_guard<std::mutex> ptl(p->ptl);
   p->pgtable.ForEachLeaf(0, kMaxVpn, [&](uint64_t vpn, pte_t e) {
+    // A migration entry (only while its migration runs) is neither.
+    if (IsMigrationEntry(e)) return;
     PteInfo info;
     info.vpn = vpn;
     if (PtePresent(e)) {
@@ -53,9 +55,8 @@ std::vector<PteInfo> Kernel::Ptes(Pid pid) const {
       info.write = PteWrite(e);
       info.zero = st_->pages.IsZero(info.pfn);
     } else {
-      DecodedPte d = DecodePte(e);  // a device-private entry (the only other kind)
-      info.pfn = d.pfn;
-      info.write = d.kind == PteKind::kDevicePrivateWrite;
+      info.pfn = SwpEntryPfn(e);  // a device-private entry (the only other kind)
+      info.write = SwpEntryWrite(e);
       info.device = true;
     }
     out.push_back(info);
@@ -107,6 +108,7 @@ std::vector<DevmemInfo> Kernel::Devmems() const {
     DevmemInfo info;
     info.id = id;
     info.device = devmem->device.value;
+    info.dmirror_chunk = devmem->dmirror_chunk;
     info.first_pfn = devmem->first_pfn;
     info.npages = devmem->npages;
     std::lock_guard<std::mutex> region(devmem->lock);

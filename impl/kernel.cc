@@ -19,6 +19,11 @@ std::shared_ptr<Process> KernelState::FindProcess(Pid pid) const {
   return it == procs.end() ? nullptr : it->second;
 }
 
+std::vector<std::pair<uint64_t, std::shared_ptr<Process>>> KernelState::SnapshotProcs() const {
+  std::shared_lock<std::shared_mutex> tasklist(tasklist_lock);
+  return {procs.begin(), procs.end()};
+}
+
 MmapLockGuard::MmapLockGuard(const KernelState& ks, Pid pid, Mode mode)
     : proc_(ks.FindProcess(pid)), mode_(mode) {
   if (!proc_) return;

@@ -206,6 +206,9 @@ class Kernel {
   double MetadataBytesPerDevicePage() const;
 
  private:
+  // impl/migrate.h: the drivers' helpers and MigrateVma reach the state.
+  friend KernelState& StateOf(Kernel& k);
+
   std::unique_ptr<KernelState> st_;
 };
 

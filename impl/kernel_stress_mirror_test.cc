@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "impl/kernel.h"
+#include "impl/kernel_stress_util.h"
 #include "model/types.h"
 
 namespace hmm::impl {
@@ -40,11 +41,12 @@ constexpr uint64_t kAreaPages = 24;  // CPU threads change it under the devices
 constexpr uint64_t kOwnPages = 3;    // per device thread; only that thread writes them
 constexpr uint64_t kSharedPages = 4;
 
-std::string Join(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const std::string& l : lines) s += l + "\n";
-  return s;
-}
+using stress::AreaCpuStep;
+using stress::AreaOp;
+using stress::ExpectMirrorsSubsetOfCpu;
+using stress::Join;
+using stress::OneOf;
+using stress::RandomPiece;
 
 struct MirrorWorld {
   explicit MirrorWorld(Profile profile) : k(MakeConfig(profile)) {}
@@ -66,10 +68,6 @@ struct MirrorWorld {
   std::atomic<uint64_t> commits[2] = {};  // [valid]
   std::atomic<uint64_t> dreads_ok{0};
 };
-
-bool OneOf(Errno e, std::initializer_list<Errno> allowed) {
-  return std::find(allowed.begin(), allowed.end(), e) != allowed.end();
-}
 
 class DeviceThread {
  public:
@@ -185,37 +183,31 @@ class CpuThread {
 
  private:
   void Step(int op) {
-    uint64_t first = rng_() % kAreaPages;
-    uint64_t n = 1 + rng_() % std::min<uint64_t>(6, kAreaPages - first);
-    uint64_t addr = w_.area + first * kPage;
-    Kernel& k = w_.k;
+    uint64_t n = 0;
     switch (rng_() % 9) {
-      case 0: {
-        static constexpr uint32_t kProts[] = {kRW, kRW, kProtRead, kProtNone};
-        EXPECT_TRUE(OneOf(k.Mprotect(w_.pid, addr, n * kPage, kProts[rng_() % 4]),
-                          {Errno::kOk, Errno::kNoMem}));
-        break;
-      }
-      case 1:
-        EXPECT_TRUE(k.Mmap(w_.pid, addr, n * kPage, kRW, kMapPrivate | kMapFixed).ok());
-        break;
+      case 0: Area(AreaOp::kProtect); break;
+      case 1: Area(AreaOp::kMapFixed); break;
       case 2: ForkAndExit(op); break;
       case 3:
-      case 4: {
-        Errno e = k.CpuWrite(w_.pid, addr, std::vector<uint8_t>(n * kPage, uint8_t(op)));
-        EXPECT_TRUE(OneOf(e, {Errno::kOk, Errno::kFault})) << ErrnoName(e);
+      case 4: Area(AreaOp::kWrite, uint8_t(op)); break;
+      case 5: Area(AreaOp::kMadvise); break;
+      case 6: {
+        uint64_t addr = RandomPiece(rng_, w_.area, kAreaPages, &n);
+        MoveAndBack(addr, n);
         break;
       }
-      case 5:
-        EXPECT_TRUE(OneOf(k.MadviseDontneed(w_.pid, addr, n * kPage), {Errno::kOk, Errno::kNoMem}));
-        break;
-      case 6: MoveAndBack(addr, n); break;
-      case 7: DeviceEntry(addr); break;
+      case 7: DeviceEntry(RandomPiece(rng_, w_.area, kAreaPages, &n)); break;
       default:
-        EXPECT_EQ(k.CpuWrite(w_.pid, w_.shared + (rng_() % kSharedPages) * kPage + id_, {1}),
+        EXPECT_EQ(w_.k.CpuWrite(w_.pid, w_.shared + (rng_() % kSharedPages) * kPage + id_, {1}),
                   Errno::kOk);
         break;
     }
+  }
+
+  void Area(AreaOp what, uint8_t fill = 0) {
+    uint64_t n = 0;
+    const uint64_t addr = RandomPiece(rng_, w_.area, kAreaPages, &n);
+    AreaCpuStep(w_.k, w_.pid, addr, n, what, rng_, fill);
   }
 
   void ForkAndExit(int op) {
@@ -254,31 +246,10 @@ class CpuThread {
   std::minstd_rand rng_;
 };
 
-// Every pt entry names what the CPU maps there, writable only if the CPU
-// entry is (docs/mirror.md InvMirrorSubsetOfCpu), at a quiescent point.
-void ExpectMirrorsSubsetOfCpu(const Kernel& k, Pid pid) {
-  std::map<uint64_t, PteInfo> cpu;
-  for (const PteInfo& p : k.Ptes(pid)) cpu[p.vpn] = p;
-  for (const MirrorInfo& m : k.Mirrors()) {
-    for (const PteInfo& d : m.pt) {
-      auto it = cpu.find(d.vpn);
-      ASSERT_NE(it, cpu.end()) << "mirror " << m.id << " maps vpn " << Hex(d.vpn);
-      const PteInfo& c = it->second;
-      EXPECT_TRUE(c.pfn == d.pfn && c.zero == d.zero && c.device == d.device &&
-                  (!d.write || c.write))
-          << "mirror " << m.id << " vpn " << Hex(d.vpn) << " pfn " << d.pfn << "/" << c.pfn
-          << " write " << d.write << "/" << c.write;
-    }
-  }
-}
-
 class MirrorStressTest : public ::testing::TestWithParam<Profile> {};
 
 INSTANTIATE_TEST_SUITE_P(Profiles, MirrorStressTest,
-                         ::testing::Values(Profile::kDefault, Profile::kV18),
-                         [](const ::testing::TestParamInfo<Profile>& info) {
-                           return std::string(info.param == Profile::kV18 ? "V18" : "Default");
-                         });
+                         ::testing::Values(Profile::kDefault, Profile::kV18), stress::ProfileName);
 
 TEST_P(MirrorStressTest, DevicesAgainstCpuOperations) {
   MirrorWorld w(GetParam());
@@ -290,20 +261,13 @@ TEST_P(MirrorStressTest, DevicesAgainstCpuOperations) {
   w.devmem = w.k.HmmDevmemAdd(DeviceId(0), 8 * kPage).value;
   for (int d = 0; d < 2; ++d) w.mirrors[d] = w.k.HmmMirrorRegister(DeviceId(d), w.pid).value;
   for (int round = 0; round < kRounds; ++round) {
-    std::atomic<int> ready{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t) {
-      threads.emplace_back([&w, &ready, t, round] {
-        ready.fetch_add(1);
-        while (ready.load() < 4) std::this_thread::yield();
-        if (t < 2) {
-          DeviceThread(w, t, round).Run();
-        } else {
-          CpuThread(w, t - 2, round).Run();
-        }
-      });
-    }
-    for (std::thread& t : threads) t.join();
+    stress::RunTogether(4, [&w, round](int t) {
+      if (t < 2) {
+        DeviceThread(w, t, round).Run();
+      } else {
+        CpuThread(w, t - 2, round).Run();
+      }
+    });
     std::vector<std::string> rep = w.k.RepInvariant();
     ASSERT_TRUE(rep.empty()) << "round " << round << "\n" << Join(rep);
     ExpectMirrorsSubsetOfCpu(w.k, w.pid);

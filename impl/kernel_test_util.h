@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,10 +47,66 @@ inline std::optional<PteInfo> PteAt(const Kernel& k, Pid pid, uint64_t addr) {
   return std::nullopt;
 }
 
+// "vpn:pfn[w][z][d] ...": PTEs (or a mirror's pt) as one comparable string.
+inline std::string ShowPtes(const std::vector<PteInfo>& ptes) {
+  std::string s;
+  for (const PteInfo& p : ptes) {
+    s += Hex(p.vpn) + ":" + Hex(p.pfn) + (p.write ? "w" : "") + (p.zero ? "z" : "") +
+         (p.device ? "d" : "") + " ";
+  }
+  return s;
+}
+
 inline uint64_t MapOrDie(Kernel& k, Pid pid, uint64_t npages, uint32_t prot, uint32_t flags) {
   Result<uint64_t> r = k.Mmap(pid, 0, npages * kPage, prot, flags);
   EXPECT_TRUE(r.ok()) << ErrnoName(r.err);
   return r.value;
+}
+
+// Four-page sections (small device regions), the profile, and RAM.
+inline Config SmallConfig(Profile profile = Profile::kDefault,
+                          uint64_t ram_pages = kDefaultRamPages) {
+  Config c;
+  c.ram_pages = ram_pages;
+  c.section_bytes = 4 * kPage;
+  c.profile = profile;
+  return c;
+}
+
+// npages pages of bytes that differ from page to page and from seed to seed.
+inline std::vector<uint8_t> Pattern(uint64_t npages, uint8_t seed) {
+  std::vector<uint8_t> v(npages * kPage);
+  for (uint64_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint8_t>(seed + i * 7 + i / kPage);
+  return v;
+}
+
+// CpuWrite in kMaxAccess pieces.
+inline Errno CpuWriteAll(Kernel& k, Pid pid, uint64_t addr, const std::vector<uint8_t>& data) {
+  for (uint64_t off = 0; off < data.size(); off += kMaxAccess) {
+    uint64_t n = std::min<uint64_t>(kMaxAccess, data.size() - off);
+    Errno err = k.CpuWrite(pid, addr + off, {data.begin() + off, data.begin() + off + n});
+    if (err != Errno::kOk) return err;
+  }
+  return Errno::kOk;
+}
+
+// CpuRead in kMaxAccess pieces, each expected to succeed.
+inline std::vector<uint8_t> CpuReadAll(Kernel& k, Pid pid, uint64_t addr, uint64_t len) {
+  std::vector<uint8_t> out;
+  for (uint64_t off = 0; off < len; off += kMaxAccess) {
+    Result<std::vector<uint8_t>> r = k.CpuRead(pid, addr + off, std::min(kMaxAccess, len - off));
+    EXPECT_TRUE(r.ok()) << ErrnoName(r.err);
+    out.insert(out.end(), r.value.begin(), r.value.end());
+  }
+  return out;
+}
+
+// The device page table of a mirror, empty if it is not registered.
+inline std::vector<PteInfo> PtOf(const Kernel& k, uint64_t mirror) {
+  for (const MirrorInfo& m : k.Mirrors()) {
+    if (m.id == mirror) return m.pt;
+  }
+  return {};
 }
 
 // --- Device-private memory (docs/devmem.md) ---
@@ -82,6 +139,21 @@ inline std::string Show(const std::vector<DeviceEventInfo>& events) {
 }
 
 inline std::string Events(const Kernel& k) { return Show(k.DeviceEvents()); }
+
+// A process with a private RW mapping of `npages`, and a one-section region
+// (device 7) of SmallConfig()'s four-page sections with its first page
+// allocated (held by the driver).
+struct DevmemFixture {
+  explicit DevmemFixture(uint64_t npages = 4, Config c = SmallConfig()) : k(c) {
+    pid = k.CreateProcess().value;
+    a = MapOrDie(k, pid, npages, kRW, kMapPrivate);
+    devmem = k.HmmDevmemAdd(DeviceId(7), 1).value;
+    pfn = k.DevicePageAlloc(devmem).value;
+  }
+  Kernel k;
+  Pid pid;
+  uint64_t a = 0, devmem = 0, pfn = 0;
+};
 
 }  // namespace hmm::impl::test_util
 

@@ -28,8 +28,10 @@
 //     unregister returns no callback reaches the mirror: invariant 20).
 //   Mirror::update_lock is the driver's mutex ("device page-table update
 //     lock"): it guards `pt`; the invalidate callback and every commit and
-//     copy take it. Taken under mirrors_sem; never with a ptl or page lock
-//     held; under it a thread may take page locks and devmems_lock.
+//     copy take it. Taken under mirrors_sem, or under a migration's page
+//     locks (its notifier and driver callbacks); never with a ptl held;
+//     under it a thread only tries page locks (a copy backs off while a
+//     migration holds one) and may take devmems_lock. `flags` is atomic.
 //   Hmm::lock guards Hmm::ranges, each registered range's `valid` and `pfns`,
 //     and Hmm::active. A leaf: taken under a ptl (a walk fills entries),
 //     under update_lock (commit) or under KernelState::mirrors_lock (range
@@ -52,6 +54,7 @@
 #ifndef HMMREF_IMPL_MIRROR_H_
 #define HMMREF_IMPL_MIRROR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -99,6 +102,9 @@ struct Mirror {
 
   mutable std::mutex update_lock;
   PageTable pt;  // guarded by update_lock
+  // HMM_DMIRROR_FLAGS (kDmirrorFlagFailAlloc); the driver's allocations
+  // test-and-clear it (docs/migrate.md).
+  std::atomic<uint64_t> flags{0};
 
   bool registered = true;  // guarded by KernelState::mirrors_lock
   uint64_t nr_ranges = 0;  // public ranges open; guarded by KernelState::mirrors_lock
@@ -134,10 +140,29 @@ constexpr bool BadPageRange(uint64_t addr, uint64_t npages) {
 // p, the dummy device's invalidate (erase pt in [start, end)), and every open
 // range of p overlapping it marked invalid, its overlap zeroed. Default
 // profile: at start (the upstream fix); v18: at end (the seed).
-// REQUIRES: p's mmap_lock (read or write); no ptl, page lock or shmem lock;
+// REQUIRES: p's mmap_lock (read or write); no ptl or shmem lock;
 // start < end, page-aligned addresses.
 void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end);
 void MmuNotifierInvalidateRangeEnd(KernelState& ks, Process& p, uint64_t start, uint64_t end);
+
+// 6.1 mmu_notifier_range_init_owner(MMU_NOTIFY_MIGRATE, owner): when `skip`,
+// the invalidation passes over the mirrors of device `device` and their
+// public ranges (docs/migrate.md: the owner's mirrors are invalidated later,
+// where entries change). Internal ranges (walks) are always marked. Ignored
+// under profile v18 (the seed had no owner).
+struct NotifyOwner {
+  bool skip = false;
+  DeviceId device;
+};
+
+// The same for an Hmm reached without its mm's mmap_lock: a migration's rmap
+// walk (impl/migrate.h), which read the pointer under the mm's ptl. A null
+// hmm (no mirror ever registered) is a no-op. REQUIRES: no ptl or shmem
+// lock; page locks may be held (impl/kernel_state.h).
+void HmmInvalidateStart(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                        const NotifyOwner& owner);
+void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                      const NotifyOwner& owner);
 
 // The start/end bracket around one CPU page-table change (struct
 // mmu_notifier_range). Same REQUIRES as the functions above, for its life.
@@ -211,6 +236,20 @@ void DmirrorSnapshotWalk(KernelState& ks, Process& p, uint64_t start, uint64_t e
 // Mirrors: 6.1 lib/test_hmm.c dmirror_do_update(): erases pt in [start, end)
 // (vpns). REQUIRES: m.update_lock.
 void DmirrorInvalidateLocked(Mirror& m, uint64_t start, uint64_t end);
+
+// Mirrors: 6.1 lib/test_hmm.c dmirror_do_read() (write false) and
+// dmirror_do_write() (write true) under the driver's mutex: copies pages
+// from vpn `from` on while pt maps them (with write, for a write), each
+// under its target's page lock; returns how many it copied. A target whose
+// page lock is taken (a migration holds it) ends a round: the update_lock is
+// dropped, the lock waited for and the copy goes on where it stopped.
+// REQUIRES: no lock but mmap_locks and quiesce.
+uint64_t DmirrorCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, uint8_t* buf,
+                     bool write);
+// The ioctls' rungs after the mirror's (docs/mirror.md): the range (kInval),
+// the bounce buffer (kNoMem, unless !bounce_limit), the process (kInval).
+// Takes the mmap_lock (read) for the last.
+Errno DmirrorCheck(const Mirror& m, uint64_t addr, uint64_t npages, bool bounce_limit = true);
 
 // --- mirror_rep.cc ---
 

@@ -59,6 +59,7 @@ std::vector<MirrorInfo> Kernel::Mirrors() const {
     info.id = m->id;
     info.device = m->device.value;
     info.pid = m->pid.value;
+    info.flags = m->flags.load(std::memory_order_relaxed);
     std::lock_guard<std::mutex> update(m->update_lock);
     m->pt.ForEachLeaf(0, kMaxVpn, [&](uint64_t vpn, pte_t e) {
       info.pt.push_back(PtEntryInfo(*st_, vpn, e));
@@ -199,12 +200,7 @@ void CheckMirrorsRep(const KernelState& ks, std::vector<std::string>* out) {
   for (const std::shared_ptr<Mirror>& m : view.mirrors) CheckMirror(ks, *m, out);
   // Every mm with a Hmm: the live processes' and those mirrors keep.
   std::map<const Hmm*, std::string> hmms;
-  std::vector<std::pair<uint64_t, std::shared_ptr<Process>>> procs;
-  {
-    std::shared_lock<std::shared_mutex> tasklist(ks.tasklist_lock);
-    procs.assign(ks.procs.begin(), ks.procs.end());
-  }
-  for (const auto& [pid, p] : procs) {
+  for (const auto& [pid, p] : ks.SnapshotProcs()) {
     std::shared_lock<std::shared_mutex> mmap_lock(p->mmap_lock);
     if (p->hmm) hmms.emplace(p->hmm.get(), "pid " + std::to_string(pid));
   }

@@ -24,6 +24,7 @@ using test_util::Fill;
 using test_util::kPage;
 using test_util::kRW;
 using test_util::MapOrDie;
+using test_util::PtOf;
 
 constexpr uint64_t kV = kHmmPfnValid;
 constexpr uint64_t kR = kHmmPfnRead;
@@ -31,25 +32,11 @@ constexpr uint64_t kW = kHmmPfnWrite;
 
 uint64_t HmmPfn(uint64_t pfn, uint64_t flags) { return pfn << kHmmPfnShift | flags; }
 
-Config WithProfile(Profile profile) {
-  Config c;
-  c.section_bytes = 4 * kPage;  // small device regions
-  c.profile = profile;
-  return c;
-}
-
 std::optional<RangeInfo> RangeOf(const Kernel& k, uint64_t id) {
   for (const RangeInfo& r : k.Ranges()) {
     if (r.id == id) return r;
   }
   return std::nullopt;
-}
-
-std::vector<PteInfo> PtOf(const Kernel& k, uint64_t mirror) {
-  for (const MirrorInfo& m : k.Mirrors()) {
-    if (m.id == mirror) return m.pt;
-  }
-  return {};
 }
 
 bool SamePte(const PteInfo& a, const PteInfo& b) {
@@ -60,7 +47,7 @@ bool SamePte(const PteInfo& a, const PteInfo& b) {
 // Every profile, so that each test shows the sequential results agree.
 class MirrorTest : public ::testing::TestWithParam<Profile> {
  protected:
-  MirrorTest() : k_(WithProfile(GetParam())) {
+  MirrorTest() : k_(test_util::SmallConfig(GetParam())) {
     pid_ = k_.CreateProcess().value;
     mirror_ = k_.HmmMirrorRegister(DeviceId(0), pid_).value;
   }
@@ -414,7 +401,7 @@ TEST_P(MirrorTest, FaultErrorsUnregisterTheRange) {
   EXPECT_EQ(k_.Ptes(pid_).size(), 2u);
 }
 
-TEST_P(MirrorTest, FaultFailsMidRangeKeepingTheHead) {
+TEST_P(MirrorTest, FaultMigratesADevicePageBack) {
   uint64_t a = Map(3);
   uint64_t devmem = k_.HmmDevmemAdd(DeviceId(2), kPage).value;
   uint64_t dpfn = k_.DevicePageAlloc(devmem).value;
@@ -424,13 +411,33 @@ TEST_P(MirrorTest, FaultFailsMidRangeKeepingTheHead) {
   EXPECT_EQ(RangeOf(k_, r)->pfns[1], HmmPfn(dpfn, kV | kHmmPfnDeviceUnaddressable | kR));
   ASSERT_TRUE(k_.HmmVmaRangeDone(r).value);
   EXPECT_TRUE(k_.DeviceEvents().empty());
-  // Write: the read-only entry needs a fault; its callback answers SIGBUS.
-  EXPECT_EQ(k_.HmmVmaFault(mirror_, a, 3, true).err, Errno::kFault);
+  // Write: the read-only entry needs a fault; its callback migrates the page
+  // back, then the write fault takes it (docs/migrate.md).
+  r = k_.HmmVmaFault(mirror_, a, 3, true).value;
   EXPECT_EQ(test_util::Events(k_), test_util::Show({test_util::Fault(devmem, dpfn, pid_,
                                                                      a + kPage)}));
   std::vector<PteInfo> ptes = k_.Ptes(pid_);
-  EXPECT_TRUE(ptes[0].write && !ptes[0].zero) << "page 0 was faulted in for write";
-  EXPECT_TRUE(ptes[2].zero) << "page 2 was faulted in by the read";
+  ASSERT_EQ(ptes.size(), 3u);
+  for (const PteInfo& pte : ptes) EXPECT_TRUE(pte.write && !pte.zero && !pte.device);
+  EXPECT_EQ(RangeOf(k_, r)->pfns[1], HmmPfn(ptes[1].pfn, kV | kR | kHmmPfnWrite));
+  EXPECT_FALSE(k_.HmmVmaRangeDone(r).value) << "the migration back invalidated the range";
+  EXPECT_TRUE(k_.Ranges().empty());
+}
+
+TEST_P(MirrorTest, FaultFailsWhereADevicePageCannotComeBack) {
+  uint64_t a = Map(2);
+  ASSERT_EQ(k_.CpuWrite(pid_, a, {1}), Errno::kOk);
+  uint64_t devmem = k_.HmmDevmemAdd(DeviceId(2), kPage).value;
+  uint64_t dpfn = k_.DevicePageAlloc(devmem).value;
+  ASSERT_EQ(k_.DeviceEntryInstall(pid_, a + kPage, dpfn, false), Errno::kOk);
+  // Fill RAM: the migration back has no page to go to.
+  uint64_t filler = Map(k_.ram_pages());
+  for (uint64_t i = 0; k_.CpuWrite(pid_, filler + i * kPage, {1}) == Errno::kOk; ++i) {
+  }
+  EXPECT_EQ(k_.HmmVmaFault(mirror_, a, 2, true).err, Errno::kFault);
+  EXPECT_EQ(test_util::Events(k_), test_util::Show({test_util::Fault(devmem, dpfn, pid_,
+                                                                     a + kPage)}));
+  EXPECT_TRUE(k_.Ptes(pid_)[1].device) << "SIGBUS: the entry stays";
   EXPECT_TRUE(k_.Ranges().empty());
 }
 

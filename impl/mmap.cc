@@ -36,13 +36,21 @@ std::optional<uint64_t> GetUnmappedArea(const VmaTree& vmas, uint64_t hint, uint
 // its write bit and every write device-private entry becomes read; with
 // write, PTEs of shared VMAs gain it (a shmem mapping needs no write
 // notification), private PTEs and device entries keep theirs: the next write
-// fault decides between reuse and COW. REQUIRES: mmap_lock (write).
+// fault decides between reuse and COW. A migration entry (of another
+// process's migration) changes like the PTE it stands for.
+// REQUIRES: mmap_lock (write).
 void ChangePteRange(Process& p, const Vma& vma) {
   bool write = vma.prot & kProtWrite;
   if (write && !vma.shared) return;
   if (!write && DefectActive(Defect::kMprotectKeepsWrite)) return;
   std::lock_guard<std::mutex> ptl(p.ptl);
   p.pgtable.ForEachLeaf(AddrVpn(vma.start), AddrVpn(vma.end), [write](uint64_t, pte_t& e) {
+    // Is it a migration entry (another process's migration in flight)? It
+    // takes the write bit its page will be mapped with (change_pte_range()).
+    if (IsMigrationEntry(e)) {
+      e = MakeMigrationEntry(SwpEntryPfn(e), write);
+      return;
+    }
     // Is it a device-private entry? (Only private VMAs hold them, so only
     // the downgrade reaches one.)
     if (!PtePresent(e)) {
@@ -61,6 +69,12 @@ void ZapPageRange(KernelState& ks, Process& p, uint64_t start, uint64_t end, boo
   std::lock_guard<std::mutex> ptl(p.ptl);
   // In ascending address order, so a zap's page_free events are too.
   p.pgtable.ForEachLeaf(AddrVpn(start), AddrVpn(end), [&](uint64_t, pte_t& e) {
+    // Is it a migration entry? It holds no count: the migration, which
+    // keeps the page, will not find it again.
+    if (IsMigrationEntry(e)) {
+      e = 0;
+      return;
+    }
     // Is it a device-private entry? (zap_pte_range() always zaps those)
     if (!PtePresent(e)) {
       ZapDeviceEntry(ks, &e, leak_refs);

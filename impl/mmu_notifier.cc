@@ -14,6 +14,12 @@
 // registered invalid when it overlaps one (Hmm::active), as later kernels'
 // hmm->notifiers count made it wait. Sequentially the two give the same
 // results.
+//
+// A migration's collect passes over the owner device's mirrors and their
+// public ranges (6.1 MMU_NOTIFY_MIGRATE with pgmap_owner; NotifyOwner),
+// default profile only; its other brackets reach every mirror. The Hmm*
+// entry points serve a migration's rmap walk, which reaches another mm
+// without its mmap_lock.
 
 #include <algorithm>
 #include <mutex>
@@ -29,12 +35,18 @@ bool Overlaps(uint64_t s, uint64_t e, uint64_t start, uint64_t end) {
   return s < end && start < e;
 }
 
+// Does the invalidation pass over this mirror? (6.1 dmirror_interval_invalidate()'s
+// MMU_NOTIFY_MIGRATE owner test; never under v18.)
+bool Skips(const NotifyOwner& owner, const Mirror* m) {
+  return owner.skip && m != nullptr && m->device == owner.device;
+}
+
 // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range()'s range loop: every open
 // range overlapping [s, e) (vpns, strictly) becomes invalid and, if public,
 // loses its entries in the overlap. REQUIRES: hmm.lock.
-void MarkRangesLocked(Hmm& hmm, uint64_t s, uint64_t e) {
+void MarkRangesLocked(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& owner) {
   for (HmmRange* r : hmm.ranges) {
-    if (!Overlaps(s, e, r->start, r->end)) continue;
+    if (!Overlaps(s, e, r->start, r->end) || Skips(owner, r->mirror.get())) continue;
     r->valid = false;
     if (r->internal) continue;  // a walk's entries are its own
     uint64_t from = std::max(s, r->start) - r->start;
@@ -46,27 +58,28 @@ void MarkRangesLocked(Hmm& hmm, uint64_t s, uint64_t e) {
 // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range()'s mirror loop:
 // mirror->ops->sync_cpu_device_pagetables(HMM_UPDATE_INVALIDATE) for every
 // mirror, under mirrors_sem (read).
-void SyncMirrors(Hmm& hmm, uint64_t s, uint64_t e) {
+void SyncMirrors(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& owner) {
   std::shared_lock<std::shared_mutex> sem(hmm.mirrors_sem);
   for (Mirror* m : hmm.mirrors) {
+    if (Skips(owner, m)) continue;
     std::lock_guard<std::mutex> update(m->update_lock);
     DmirrorInvalidateLocked(*m, s, e);
   }
 }
 
 // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range().
-void HmmInvalidateRange(Hmm& hmm, uint64_t s, uint64_t e) {
+void HmmInvalidateRange(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& owner) {
   {
     std::lock_guard<std::mutex> lock(hmm.lock);
-    MarkRangesLocked(hmm, s, e);
+    MarkRangesLocked(hmm, s, e, owner);
   }
-  SyncMirrors(hmm, s, e);
+  SyncMirrors(hmm, s, e, owner);
 }
 
 }  // namespace
 
-void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
-  Hmm* hmm = p.hmm.get();
+void HmmInvalidateStart(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                        const NotifyOwner& owner) {
   // Has the mm a notifier? (mm_has_notifiers(): none before the first mirror)
   if (hmm == nullptr) return;
   // The seed does everything at end (its range_start only bumps a sequence).
@@ -75,23 +88,32 @@ void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start
   {
     std::lock_guard<std::mutex> lock(hmm->lock);
     hmm->active.emplace_back(s, e);
-    MarkRangesLocked(*hmm, s, e);
+    MarkRangesLocked(*hmm, s, e, owner);
   }
-  SyncMirrors(*hmm, s, e);
+  SyncMirrors(*hmm, s, e, owner);
 }
 
-void MmuNotifierInvalidateRangeEnd(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
-  Hmm* hmm = p.hmm.get();
+void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                      const NotifyOwner& owner) {
   if (hmm == nullptr) return;
   uint64_t s = AddrVpn(start), e = AddrVpn(end);
-  // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end(): the seed's only call.
+  // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end(): the seed's only call,
+  // with no owner to skip.
   if (ks.config.profile == Profile::kV18) {
-    HmmInvalidateRange(*hmm, s, e);
+    HmmInvalidateRange(*hmm, s, e, NotifyOwner{});
     return;
   }
   std::lock_guard<std::mutex> lock(hmm->lock);
   auto it = std::find(hmm->active.begin(), hmm->active.end(), std::make_pair(s, e));
   if (it != hmm->active.end()) hmm->active.erase(it);
+}
+
+void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
+  HmmInvalidateStart(ks, p.hmm.get(), start, end, NotifyOwner{});
+}
+
+void MmuNotifierInvalidateRangeEnd(KernelState& ks, Process& p, uint64_t start, uint64_t end) {
+  HmmInvalidateEnd(ks, p.hmm.get(), start, end, NotifyOwner{});
 }
 
 }  // namespace hmm::impl

@@ -27,7 +27,7 @@ PageArray::PageArray(uint64_t ram_pages)
   nr_free_ = ram_pages;
 }
 
-std::optional<uint64_t> PageArray::AllocPage(uint32_t kind) {
+std::optional<uint64_t> PageArray::AllocPage(uint32_t kind, bool zero) {
   uint64_t pfn;
   {
     std::lock_guard<std::mutex> zone(zone_lock_);
@@ -40,7 +40,7 @@ std::optional<uint64_t> PageArray::AllocPage(uint32_t kind) {
   }
   // The page is ours until published: safe to zero without its lock (the
   // zone lock ordered the previous owner's last access before this one).
-  std::memset(data(pfn), 0, kBytesPerPage);
+  if (zero) std::memset(data(pfn), 0, kBytesPerPage);
   // +1: the caller's reference (mm/page_alloc.c set_page_refcounted()).
   pages_[pfn].refcount.store(1, std::memory_order_release);
   return pfn;
@@ -77,6 +77,10 @@ void PageArray::LockPage(uint64_t pfn) {
     // Holders keep the lock for one 4 KiB copy at most: yield, then retry.
     while (f.load(std::memory_order_relaxed) & kPgLocked) std::this_thread::yield();
   }
+}
+
+void PageArray::WaitPageUnlocked(uint64_t pfn) const {
+  while (pages_[pfn].flags.load(std::memory_order_acquire) & kPgLocked) std::this_thread::yield();
 }
 
 bool PageArray::TrylockPage(uint64_t pfn) {

@@ -22,7 +22,9 @@
 //   refcount, mapcount and flags are atomics: any thread may change them
 //   without a lock. The page lock (kPgLocked in flags) orders accesses to the
 //   page's data: every reader or writer of data(pfn) holds it, except the
-//   allocator, which owns a page between AllocPage and its publication.
+//   allocator, which owns a page between AllocPage and its publication. A
+//   migration holds it from collect to finalize (impl/migrate.h), over its
+//   whole copy; kernel_state.h places it in the lock order (2p).
 //   The free list and nr_free are guarded by zone_lock_, the innermost lock
 //   of impl/ (nothing is acquired while holding it).
 //
@@ -87,8 +89,10 @@ class PageArray {
   // Mirrors: mm/page_alloc.c alloc_pages(GFP_HIGHUSER | __GFP_ZERO).
   // Returns a zero-filled page with refcount 1 (the caller's reference),
   // mapcount 0 and flags `kind` (kPgAnon or kPgShmem); nullopt when RAM is
-  // exhausted (the caller returns kNoMem).
-  std::optional<uint64_t> AllocPage(uint32_t kind);
+  // exhausted (the caller returns kNoMem). Without `zero` (GFP_HIGHUSER: a
+  // migration destination the driver fills whole) the bytes are left as
+  // they are.
+  std::optional<uint64_t> AllocPage(uint32_t kind, bool zero = true);
 
   // Mirrors: include/linux/mm.h get_page(), put_page(). No-ops on the zero page.
   // PutPage frees the page (mm/page_alloc.c free_unref_page()) when the last
@@ -97,9 +101,13 @@ class PageArray {
   void PutPage(uint64_t pfn);
 
   // Mirrors: include/linux/pagemap.h lock_page(), trylock_page(), unlock_page().
+  // LockPage waits only with no lock held but mmap_locks (kernel_state.h 2p).
   void LockPage(uint64_t pfn);
   bool TrylockPage(uint64_t pfn);
   void UnlockPage(uint64_t pfn);
+  // Mirrors: include/linux/pagemap.h wait_on_page_locked(): returns once the
+  // lock is seen free (a fault that found the page busy, before it retries).
+  void WaitPageUnlocked(uint64_t pfn) const;
 
   // Pages not on the free list, ascending, zero page excluded. Takes zone_lock_.
   std::vector<uint64_t> InUse() const;

@@ -3,7 +3,9 @@
 // The representation invariant: impl-only facts that the abstraction
 // function does not see (refcounts, mapcounts, the free list, page-table
 // shape; device pages' counts and free bitmaps, the resource map; the
-// mirror and range tables, mirror_introspect.cc). Runs
+// mirror and range tables, mirror_introspect.cc; and, for migration, no
+// migration entry, no present PTE naming a device page and no page lock
+// held at rest, with every count balanced). Runs
 // with every operation excluded (quiesce held exclusively, as stop_machine()
 // would), so the counts it sums are one consistent snapshot. Each violation
 // is one line "Inv<Subject><Property>: where: values".
@@ -41,6 +43,9 @@ class RepChecker {
  private:
   void CheckVmas(const std::string& who, const VmaTree& vmas);
   void CheckPte(const std::string& who, const VmaTree& vmas, uint64_t vpn, pte_t e);
+  // The VMA rungs of a present PTE d at vpn (vma: the VMA there, or null).
+  void CheckPresentInVma(const std::string& who, uint64_t vpn, const Vma* vma,
+                         const DecodedPte& d, bool zero);
   void CheckDeviceEntry(const std::string& who, const VmaTree& vmas, uint64_t vpn,
                         const DecodedPte& d);
   void CheckResources();
@@ -87,20 +92,23 @@ void RepChecker::CheckVmas(const std::string& who, const VmaTree& vmas) {
 void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t vpn, pte_t e) {
   auto where = [&] { return who + " vpn " + Hex(vpn); };  // only for a violation
   DecodedPte d = DecodePte(e);
-  // Is the leaf present or device-private (the only non-none kinds so far)?
+  // Is the leaf present or device-private (the only non-none kinds at rest)?
   if (d.kind == PteKind::kDevicePrivateRead || d.kind == PteKind::kDevicePrivateWrite) {
     CheckDeviceEntry(who, vmas, vpn, d);
     return;
   }
   if (d.kind != PteKind::kPresent) {
-    Add("InvPteNoneOrPresent: " + where() + " kind=" + PteKindName(d.kind));
+    // A migration entry lives only while its migration runs (docs/migrate.md).
+    bool migration = d.kind == PteKind::kMigrationRead || d.kind == PteKind::kMigrationWrite;
+    Add(std::string(migration ? "InvNoMigrationEntry: " : "InvPteNoneOrPresent: ") + where() +
+        " pfn=" + std::to_string(d.pfn) + " kind=" + PteKindName(d.kind));
     return;
   }
   // Is its pfn RAM or the zero page, and not a device page? (A present PTE
   // naming a device-private page is print_bad_pte()'s corruption.)
   if (!ks_.pages.Valid(d.pfn)) {
     bool device = ks_.devmems.FindByPfn(d.pfn) != nullptr;
-    Add(std::string(device ? "InvDevicePrivateNeverPresent: " : "InvPtePfnInRange: ") + where() +
+    Add(std::string(device ? "InvDevicePageNeverPresent: " : "InvPtePfnInRange: ") + where() +
         " pfn=" + std::to_string(d.pfn));
     return;
   }
@@ -110,7 +118,13 @@ void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t 
     Add("InvZeroPtePresentReadOnly: " + where() + " pfn=" + std::to_string(d.pfn) +
         " special=" + std::to_string(d.special) + " write=" + std::to_string(d.write));
   }
-  const Vma* vma = vmas.Find(vpn << kPageShift);
+  CheckPresentInVma(who, vpn, vmas.Find(vpn << kPageShift), d, zero);
+  if (!zero) ++ptes_[d.pfn];
+}
+
+void RepChecker::CheckPresentInVma(const std::string& who, uint64_t vpn, const Vma* vma,
+                                   const DecodedPte& d, bool zero) {
+  auto where = [&] { return who + " vpn " + Hex(vpn); };  // only for a violation
   // Does the PTE lie inside a VMA, and is it writable only where the VMA is?
   if (vma == nullptr) {
     Add("InvPteInsideVma: " + where());
@@ -121,7 +135,6 @@ void RepChecker::CheckPte(const std::string& who, const VmaTree& vmas, uint64_t 
     Add("InvWritablePrivatePageExclusive: " + where() + " pfn=" + std::to_string(d.pfn) +
         " mapcount=" + std::to_string(ks_.pages.page(d.pfn).mapcount.load()));
   }
-  if (!zero) ++ptes_[d.pfn];
 }
 
 void RepChecker::CheckDeviceEntry(const std::string& who, const VmaTree& vmas, uint64_t vpn,
@@ -315,6 +328,8 @@ void RepChecker::CheckDevicePage(const Devmem& devmem, uint64_t pfn, const Devic
     Add("InvDevicePageMapcountMatchesEntries: " + where() + " mapcount=" + std::to_string(map) +
         " entries=" + std::to_string(entries));
   }
+  // Is its page lock free with no operation in flight?
+  if (page.flags.load() & kDevPgLocked) Add("InvDevicePageUnlockedAtRest: " + where());
   // Is it on the free bitmap exactly when its refcount is 1?
   if (devmem.IsFree(pfn) != (ref == 1)) {
     Add("InvDevicePageFreeIffRefcountOne: " + where() + " refcount=" + std::to_string(ref));
@@ -327,17 +342,12 @@ void RepChecker::CheckDevicePage(const Devmem& devmem, uint64_t pfn, const Devic
   }
 }
 
-std::vector<std::pair<uint64_t, std::shared_ptr<Process>>> SnapshotProcs(const KernelState& ks) {
-  std::shared_lock<std::shared_mutex> tasklist(ks.tasklist_lock);
-  return {ks.procs.begin(), ks.procs.end()};
-}
-
 }  // namespace
 
 std::vector<std::string> Kernel::RepInvariant() const {
   std::unique_lock<std::shared_mutex> quiesce(st_->quiesce);
   RepChecker checker(*st_);
-  for (const auto& [pid, proc] : SnapshotProcs(*st_)) checker.CheckProcess(pid, *proc);
+  for (const auto& [pid, proc] : st_->SnapshotProcs()) checker.CheckProcess(pid, *proc);
   checker.CheckObjects();
   checker.CheckPins();
   checker.CheckPages();
@@ -350,7 +360,7 @@ std::vector<std::string> Kernel::RepInvariant() const {
 double Kernel::MetadataBytesPerMappedPage() const {
   std::unique_lock<std::shared_mutex> quiesce(st_->quiesce);
   uint64_t table_pages = 0, mapped = 0;
-  for (const auto& [pid, proc] : SnapshotProcs(*st_)) {
+  for (const auto& [pid, proc] : st_->SnapshotProcs()) {
     std::shared_lock<std::shared_mutex> mmap_lock(proc->mmap_lock);
     std::lock_guard<std::mutex> ptl(proc->ptl);
     table_pages += proc->pgtable.nr_tables();
