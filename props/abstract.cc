@@ -59,8 +59,9 @@ std::string Describe(const model::Resource& r) {
 }
 
 std::string Describe(const model::Devmem& d) {
-  std::string s = "device " + std::to_string(d.device.value) + " pfns [" + Hex(d.first_pfn) + "," +
-                  Hex(d.first_pfn + d.npages) + ") pages {";
+  std::string s = "device " + std::to_string(d.device.value) +
+                  (d.dmirror_chunk ? " (dmirror chunk)" : "") + " pfns [" + Hex(d.first_pfn) +
+                  "," + Hex(d.first_pfn + d.npages) + ") pages {";
   bool first = true;
   for (const auto& [pfn, page] : d.pages) {
     s += (first ? "" : ", ") + Hex(pfn) + (page.held ? " held" : " free") + " alloc#" +
@@ -99,8 +100,10 @@ std::string Describe(const model::Range& r) {
   return s + "}";
 }
 
+// Everything of a mirror but its page table.
 std::string DescribeMirrorOwner(const model::Mirror& m) {
-  return "device " + std::to_string(m.device.value) + " pid " + std::to_string(m.pid.value);
+  return "device " + std::to_string(m.device.value) + " pid " + std::to_string(m.pid.value) +
+         " flags " + Hex(m.flags);
 }
 
 std::string Describe(const Config& c) {
@@ -166,7 +169,8 @@ class Differ {
 model::Page PageFromBytes(const std::vector<uint8_t>& data) {
   model::Page page;
   for (size_t off = 0; off < data.size(); ++off) {
-    if (data[off] != 0) page.bytes.emplace(static_cast<uint16_t>(off), data[off]);
+    if (data[off] == 0) continue;
+    page.bytes.emplace_hint(page.bytes.end(), static_cast<uint16_t>(off), data[off]);  // in order
   }
   return page;
 }
@@ -214,6 +218,7 @@ void AbstractMirrors(const impl::Kernel& kernel, model::State* s) {
     model::Mirror& mirror = s->mirrors[m.id];
     mirror.device = DeviceId(m.device);
     mirror.pid = Pid(m.pid);
+    mirror.flags = m.flags;
     for (const impl::PteInfo& p : m.pt) mirror.pt.emplace(Vpn(p.vpn), PteFromInfo(p));
   }
   const uint64_t zero_pfn = kernel.ZeroPfn();
@@ -238,6 +243,7 @@ void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
     devmem.device = DeviceId(d.device);
     devmem.first_pfn = d.first_pfn;
     devmem.npages = d.npages;
+    devmem.dmirror_chunk = d.dmirror_chunk;
     for (const impl::DevicePageInfo& p : d.pages) {
       devmem.pages.emplace(
           p.pfn, model::DevicePage{p.held, p.allocations, PageFromBytes(kernel.DevicePageData(p.pfn))});
@@ -254,7 +260,8 @@ void AbstractDevices(const impl::Kernel& kernel, model::State* s) {
   }
 }
 
-// Mirrors: who each belongs to, then its device page table entry by entry.
+// Mirrors: who each belongs to and its flags, then its device page table
+// entry by entry.
 void DiffMirrors(const model::State& m, const model::State& i, Differ* d) {
   for (uint64_t id : KeysOfEither(m.mirrors, i.mirrors)) {
     auto mm = m.mirrors.find(id);
@@ -265,7 +272,8 @@ void DiffMirrors(const model::State& m, const model::State& i, Differ* d) {
              " impl=" + (im == i.mirrors.end() ? "absent" : DescribeMirrorOwner(im->second)));
       continue;
     }
-    if (!(mm->second.device == im->second.device && mm->second.pid == im->second.pid)) {
+    if (!(mm->second.device == im->second.device && mm->second.pid == im->second.pid &&
+          mm->second.flags == im->second.flags)) {
       d->Add(who + ": model=" + DescribeMirrorOwner(mm->second) +
              " impl=" + DescribeMirrorOwner(im->second));
     }

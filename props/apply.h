@@ -49,6 +49,20 @@ inline OpResult FromDmirror(const Result<DmirrorResult>& r) {
   return out;
 }
 
+// Migration (docs/migrate.md): the dummy device's migration ioctls.
+template <typename Kernel>
+OpResult ApplyMigrate(Kernel& k, const Op& op) {
+  switch (op.kind) {
+    case OpKind::kMigrateToDev:
+      return FromDmirror(k.DmirrorMigrateToDev(op.mirror, op.addr, op.len));
+    case OpKind::kMigrateToSys:
+      return FromDmirror(k.DmirrorMigrateToSys(op.mirror, op.addr, op.len));
+    case OpKind::kRelease: return FromErrno(k.DmirrorRelease(op.mirror));
+    case OpKind::kDflags: return FromErrno(k.DmirrorFlags(op.mirror, op.flags));
+    default: return FromErrno(Errno::kOk);  // set-up lines: consumed by ApplySetup
+  }
+}
+
 template <typename Kernel>
 OpResult ApplyMirror(Kernel& k, const Op& op) {
   switch (op.kind) {
@@ -76,7 +90,7 @@ OpResult ApplyMirror(Kernel& k, const Op& op) {
     case OpKind::kDread: return FromDmirror(k.DmirrorRead(op.mirror, op.addr, op.len));
     case OpKind::kDwrite: return FromDmirror(k.DmirrorWrite(op.mirror, op.addr, op.data));
     case OpKind::kSnapshot: return FromDmirror(k.DmirrorSnapshot(op.mirror, op.addr, op.len));
-    default: return FromErrno(Errno::kOk);  // set-up lines: consumed by ApplySetup
+    default: return ApplyMigrate(k, op);
   }
 }
 

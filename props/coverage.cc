@@ -83,6 +83,35 @@ const ClassDef kClassDefs[] = {
      "a snapshot succeeds with a 0x01 (READ) byte"},
     {kSnapshotLocalDevice, "snapshot byte 0x21 or 0x22 (this device's page)",
      "a snapshot succeeds with a 0x21 or 0x22 (DEV_PRIVATE_LOCAL) byte"},
+    {kMigratedToDevice, "pages moved to the device (migrate_to_dev)",
+     "a migrate_to_dev leaves more device entries in its range than it found"},
+    {kMovedBackByCpuFault, "device page moved back by a CPU fault",
+     "a read, write or pin reaches a device entry and leaves fewer device entries than it "
+     "found (migrate_to_ram)"},
+    {kMovedBackByMigrateToSys, "device pages moved back by migrate_to_sys",
+     "a migrate_to_sys leaves fewer device entries than it found"},
+    {kMovedBackByRelease, "device pages moved back by release",
+     "a release leaves fewer device entries than it found"},
+    {kPinnedPageSkipped, "pinned page skipped by migrate_to_dev",
+     "a migrate_to_dev of a registered mirror returns ok or kNoEnt, and a pinned page in its "
+     "range is still mapped there"},
+    {kSharedVmaSkipped, "shared VMA skipped by migrate_to_dev",
+     "a migrate_to_dev of a registered mirror whose range meets a MAP_SHARED VMA returns ok "
+     "or kNoEnt"},
+    {kEmptySlotFilled, "empty slot filled on the device",
+     "a migrate_to_dev leaves a device entry where its range had no entry or the zero page"},
+    {kFailAllocDeclined, "FAIL_ALLOC declined an allocation",
+     "a migrate_to_dev or migrate_to_sys finds the mirror's fail_alloc flag set and clears it"},
+    {kMigrateToDevNoEnt, "migrate_to_dev -> kNoEnt (a page did not land)",
+     "a migrate_to_dev of a registered mirror returns kNoEnt"},
+    {kForkedDevicePageWritten, "write to a device page mapped twice (after fork)",
+     "a successful write reaches a device entry whose page another entry also maps"},
+    {kOtherDevicePageMovedBack, "another device's page read or written (moved back)",
+     "a successful dread or dwrite reaches a device entry of another device than the "
+     "mirror's"},
+    {kMoveBackRamFull, "moving back with RAM full",
+     "a read, write or pin that reaches a device entry fails with kFault while RAM is full, or "
+     "a release returns kNoMem"},
 };
 
 const ClassDef& Def(ClassId id) { return kClassDefs[id]; }
@@ -139,6 +168,21 @@ const std::vector<SuiteClasses>& AllSuiteClasses() {
            {kSnapshotZeroPage, 105},
            {kSnapshotReadOnly, 30},
            {kSnapshotLocalDevice, 10},
+       }},
+      {"migrate",
+       {
+           {kMigratedToDevice, 552},
+           {kMovedBackByCpuFault, 234},
+           {kMovedBackByMigrateToSys, 235},
+           {kMovedBackByRelease, 233},
+           {kPinnedPageSkipped, 38},
+           {kSharedVmaSkipped, 37},
+           {kEmptySlotFilled, 543},
+           {kFailAllocDeclined, 186},
+           {kMigrateToDevNoEnt, 275},
+           {kForkedDevicePageWritten, 23},
+           {kOtherDevicePageMovedBack, 11},
+           {kMoveBackRamFull, 15},
        }},
   };
   return kSuites;
@@ -213,6 +257,7 @@ void CoverageObserver::EndSequence() {
 
 void CoverageObserver::BeforeStep(const Op& op, const model::State& before) {
   cow_candidates_.clear();
+  if (enabled_ & kMigrateClasses) NoteMigrateStep(op, before, &migrate_);
   const bool erasable = (enabled_ & Bit(kMirrorEntriesErased)) && IsCpuSide(op.kind);
   mirror_entries_before_ = erasable ? MirrorEntries(before) : 0;
   if (!(enabled_ & Bit(kCowBreak))) return;
@@ -366,6 +411,8 @@ void CoverageObserver::AfterStep(const StepRecord& step, const model::State& s) 
   }
   mirror_entries_before_ = 0;
   hit |= EventHits(op, s);
+  if (migrate_.taken) hit |= MigrationHits(step, s, migrate_);
+  migrate_.taken = false;
 
   hit &= enabled_;
   if (hit == 0) return;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/types.h"
@@ -81,9 +82,25 @@ class CoverageObserver : public StepObserver {
   Coverage Result() const;
 
   // Implementation detail, public for coverage.cc's tables.
-  static constexpr size_t kKinds = static_cast<size_t>(OpKind::kSnapshot) + 1;
+  static constexpr size_t kKinds = static_cast<size_t>(kLastOpKind) + 1;
   static constexpr size_t kErrnos = static_cast<size_t>(Errno::kNxio) + 1;
   static constexpr size_t kMaxClasses = 64;
+
+  // BeforeStep's notes on a step of the migrate suite, for AfterStep's
+  // migration classes (props/coverage_migrate.cc); each set only for the
+  // kinds that use it.
+  struct MigrateNotes {
+    bool taken = false;                  // the notes are for this step
+    size_t device_entries = 0;           // over every process
+    size_t device_entries_in_range = 0;  // migrate_to_dev: in its range
+    std::vector<std::pair<uint64_t, uint64_t>> pinned;  // migrate_to_dev: (vpn, page) pinned in its range
+    std::vector<uint64_t> empty;         // migrate_to_dev: vpns of its range with no entry or the zero page
+    bool shared_vma = false;             // migrate_to_dev: its range meets a MAP_SHARED VMA
+    bool other_device = false;           // dread, dwrite: the range has another device's page
+    bool forked_device_page = false;     // write: its range has a device page that 2+ entries map
+    bool reaches_device = false;         // read, write, pin: its range has a device entry
+    bool fail_alloc = false;             // migrations: the mirror's FAIL_ALLOC flag is set
+  };
 
  private:
   // AfterStep's parts; each returns the class bits it found (coverage.cc).
@@ -108,6 +125,7 @@ class CoverageObserver : public StepObserver {
   std::vector<std::pair<uint64_t, uint64_t>> cow_candidates_;
   // BeforeStep's count of device page table entries, before a CPU-side step.
   size_t mirror_entries_before_ = 0;
+  MigrateNotes migrate_;          // BeforeStep's notes for the migration classes
   std::vector<uint64_t> pinned_;  // scratch: the pinned pages, sorted
   std::vector<char> mapped_;      // scratch: whether pinned_[i] is mapped by a PTE
 };

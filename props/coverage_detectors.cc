@@ -13,10 +13,9 @@ namespace hmm::props::coverage_internal {
 // The pages [*first, *first + *count) that `len` bytes at `addr` touch, cut
 // at kTaskSize and at kMaxSpanPages. False when there are none.
 bool PageSpan(uint64_t addr, uint64_t len, uint64_t* first, uint64_t* count) {
-  if (len == 0 || addr >= kTaskSize) return false;
-  uint64_t last_byte = len - 1 > kTaskSize - 1 - addr ? kTaskSize - 1 : addr + len - 1;
-  *first = addr >> kPageShift;
-  *count = std::min((last_byte >> kPageShift) - *first + 1, kMaxSpanPages);
+  uint64_t end = 0;
+  if (!ByteSpan(addr, len, first, &end)) return false;
+  *count = std::min(end - *first, kMaxSpanPages);
   return true;
 }
 
@@ -25,26 +24,6 @@ bool PageSpan(uint64_t addr, uint64_t len, uint64_t* first, uint64_t* count) {
 bool AccessReachesPages(uint64_t addr, uint64_t len) {
   return len != 0 && len <= model::kMaxAccess && addr <= kTaskSize && len <= kTaskSize - addr;
 }
-
-const model::Process* FindProcess(const model::State& s, uint64_t pid) {
-  auto it = s.procs.find(Pid(pid));
-  return it == s.procs.end() ? nullptr : &it->second;
-}
-
-const model::Pte* FindPte(const model::Process& p, uint64_t vpn) {
-  auto it = p.ptes.find(Vpn(vpn));
-  return it == p.ptes.end() ? nullptr : &it->second;
-}
-
-const model::Vma* FindVma(const model::Process& p, uint64_t vpn) {
-  auto it = p.vmas.upper_bound(Vpn(vpn));
-  if (it == p.vmas.begin()) return nullptr;
-  --it;
-  return vpn < it->second.end.value ? &it->second : nullptr;
-}
-
-// A present PTE that names a page (not the zero page, not a device entry).
-bool NamesPage(const model::Pte& pte) { return !pte.zero && !pte.device && pte.page != 0; }
 
 // Whether 2+ PTEs (of any processes) map `page`.
 bool MappedTwice(const model::State& s, model::PageId page) {

@@ -12,6 +12,7 @@
 
 #include "model/kernel.h"
 #include "props/coverage.h"
+#include "props/model_query.h"
 #include "props/op.h"
 
 namespace hmm::props::coverage_internal {
@@ -45,23 +46,36 @@ enum ClassId : uint32_t {
   kSnapshotZeroPage,
   kSnapshotReadOnly,
   kSnapshotLocalDevice,
+  // Migration (props/coverage_migrate.cc).
+  kMigratedToDevice,
+  kMovedBackByCpuFault,
+  kMovedBackByMigrateToSys,
+  kMovedBackByRelease,
+  kPinnedPageSkipped,
+  kSharedVmaSkipped,
+  kEmptySlotFilled,
+  kFailAllocDeclined,
+  kMigrateToDevNoEnt,
+  kForkedDevicePageWritten,
+  kOtherDevicePageMovedBack,
+  kMoveBackRamFull,
   kNumClassIds,
 };
 static_assert(kNumClassIds <= CoverageObserver::kMaxClasses, "class ids must fit the mask");
 
 constexpr uint64_t Bit(ClassId id) { return uint64_t{1} << id; }
 
+// Every migration class: BeforeStep takes MigrateNotes only for a suite with one.
+constexpr uint64_t kMigrateClasses = (uint64_t{1} << kNumClassIds) - Bit(kMigratedToDevice);
+
 // At most this many pages of one access are looked at (generated accesses
 // span at most 3; a hand-written 64 KiB one is classified by its first 16).
 constexpr uint64_t kMaxSpanPages = 16;
 
-// The detectors (props/coverage_detectors.cc); each comment is there.
+// The detectors (props/coverage_detectors.cc); each comment is there. The
+// lookups they share with the migration checks are props/model_query.h.
 bool PageSpan(uint64_t addr, uint64_t len, uint64_t* first, uint64_t* count);
 bool AccessReachesPages(uint64_t addr, uint64_t len);
-const model::Process* FindProcess(const model::State& s, uint64_t pid);
-const model::Pte* FindPte(const model::Process& p, uint64_t vpn);
-const model::Vma* FindVma(const model::Process& p, uint64_t vpn);
-bool NamesPage(const model::Pte& pte);
 bool MappedTwice(const model::State& s, model::PageId page);
 bool MappedByAnother(const model::State& s, uint64_t pid, model::PageId page);
 bool ReadLeftZeroPage(const model::State& s, const Op& op);
@@ -75,6 +89,12 @@ bool IsCpuSide(OpKind kind);
 size_t MirrorEntries(const model::State& s);
 uint64_t SnapshotHits(const std::vector<uint8_t>& bytes);
 uint64_t MirrorHits(const Op& op, const OpResult& r, const model::State& s);
+
+// Migration (props/coverage_migrate.cc): what BeforeStep notes of the state
+// before `op`, and the classes the step reached given those notes.
+using MigrateNotes = CoverageObserver::MigrateNotes;
+void NoteMigrateStep(const Op& op, const model::State& before, MigrateNotes* notes);
+uint64_t MigrationHits(const StepRecord& step, const model::State& after, const MigrateNotes& notes);
 
 }  // namespace hmm::props::coverage_internal
 

@@ -41,6 +41,13 @@ std::vector<Op> Parse(const std::string& text) {
   return ops;
 }
 
+// Parses `text`, which must run clean, and classifies it for `suite`.
+Coverage ClassifyClean(const std::string& text, const std::string& suite) {
+  const std::vector<Op> ops = Parse(text);
+  EXPECT_TRUE(RunTrace(ops).ok) << FormatReport(RunTrace(ops));
+  return ClassifyTrace(ops, suite);
+}
+
 // Class name -> steps, for the classes reached.
 std::map<std::string, uint64_t> Reached(const Coverage& c) {
   std::map<std::string, uint64_t> reached;
@@ -92,13 +99,15 @@ devpage_alloc 1                           -> kNoMem     # device region exhauste
 devmap 1 0x10000000 0xfffff rw            -> ok
 fork 1                                    -> 2          # device page mapped by 2 entries
 devmem_remove 1                           -> kBusy      # devmem remove refused
-read 2 0x10000000 1                       -> kFault     # fault callback logged
-devpage_put 0xfffff                       -> ok         # two entries map it: no page_free
-munmap 1 0x10000000 0x1000                -> ok         # one entry left
-exit 2                                    -> ok         # page_free, from a zap
+read 2 0x10000000 1                       -> hex:00     # fault callback logged; moves back
+devpage_put 0xfffff                       -> ok         # page_free, by the put
+devpage_alloc 1                           -> 0xfffff
+devmap 1 0x10002000 0xfffff rw            -> ok
+devpage_put 0xfffff                       -> ok         # mapped: no page_free
+munmap 1 0x10002000 0x1000                -> ok         # page_free, from a zap
 ram_hotadd 0xfffff000 0x1000              -> kBusy      # v18 hot-add collision
 ram_hotadd 0x10000000 0x1000              -> ok         # free space: no collision
-page_frees 1                              -> 1
+page_frees 1                              -> 2
 )";
 
 TEST(CoverageClassifier, CpuTraceReachesItsClasses) {
@@ -141,12 +150,10 @@ TEST(CoverageClassifier, CpuTraceReachesItsClasses) {
 }
 
 TEST(CoverageClassifier, DevmemTraceReachesItsClasses) {
-  const std::vector<Op> ops = Parse(kDevmemTrace);
-  ASSERT_TRUE(RunTrace(ops).ok) << FormatReport(RunTrace(ops));
-  const Coverage c = ClassifyTrace(ops, "devmem");
+  const Coverage c = ClassifyClean(kDevmemTrace, "devmem");
   const std::map<std::string, uint64_t> want = {
       {"device page mapped by 2+ entries (after fork)", 1},
-      {"page_free logged", 1},
+      {"page_free logged", 2},
       {"page_free from a zap", 1},
       {"fault callback logged", 1},
       {"v18 hot-add collision (kBusy)", 1},
@@ -191,9 +198,7 @@ dwrite 1 0x10004000 fill:0*4096           -> kPerm      # refused: a read-only V
 )";
 
 TEST(CoverageClassifier, MirrorTraceReachesItsClasses) {
-  const std::vector<Op> ops = Parse(kMirrorTrace);
-  ASSERT_TRUE(RunTrace(ops).ok) << FormatReport(RunTrace(ops));
-  const Coverage c = ClassifyTrace(ops, "mirror");
+  const Coverage c = ClassifyClean(kMirrorTrace, "mirror");
   const std::map<std::string, uint64_t> want = {
       {"device access without a fault (faults=0)", 1},
       {"device access that faulted (faults>=1)", 1},
@@ -216,6 +221,64 @@ TEST(CoverageClassifier, MirrorTraceReachesItsClasses) {
   // No mirror class is in the cpu or devmem traces.
   EXPECT_TRUE(Reached(ClassifyTrace(Parse(kCpuTrace), "mirror")).empty());
   EXPECT_TRUE(Reached(ClassifyTrace(Parse(kDevmemTrace), "mirror")).empty());
+}
+
+// Each line that reaches a migration class says so; the others are near misses.
+constexpr char kMigrateTrace[] = R"(ram 7
+physmem_bits 32
+section 0x10000
+process                                   -> 1
+mirror 0 1                                -> 1
+mirror 1 1                                -> 2
+mmap 1 0 0x6000 rw private                -> 0x10000000
+write 1 0x10000000 fill:0x5a*0x2000       -> ok
+pin 1 0x10001000 1                        -> 1
+migrate_to_dev 1 0x10000000 6             -> kNoEnt     # moved, slots filled; page 1 pinned
+unpin 1                                   -> ok
+migrate_to_dev 1 0x10000000 2             -> ok cpages=2  # moved again: page 1
+read 1 0x10000000 1                       -> "Z"        # moved back by a CPU fault
+read 1 0x10000000 1                       -> "Z"        # a system page now: no class
+migrate_to_sys 1 0x10001000 1             -> ok cpages=1
+migrate_to_sys 1 0x10001000 1             -> ok cpages=0  # nothing there to move
+dread 2 0x10002000 1                      -> ok cpages=1 faults=1 fill:0x0*4096  # another device's
+dread 1 0x10003000 1                      -> ok cpages=1 faults=0 fill:0x0*4096  # its own: stays
+fork 1                                    -> 2
+write 1 0x10003000 "p"                    -> ok         # a device page mapped twice
+release 1                                 -> ok
+dflags 1 fail_alloc                       -> ok
+migrate_to_dev 1 0x10000000 2             -> kNoEnt     # FAIL_ALLOC declines page 0
+mmap 1 0 0x1000 rw shared                 -> 0x10006000
+migrate_to_dev 1 0x10006000 1             -> kNoEnt     # a shared VMA
+write 1 0x10004000 "x"                    -> ok         # RAM full now
+read 1 0x10001000 1                       -> kFault     # no page to move page 1 back to
+)";
+
+TEST(CoverageClassifier, MigrateTraceReachesItsClasses) {
+  const Coverage c = ClassifyClean(kMigrateTrace, "migrate");
+  const std::map<std::string, uint64_t> want = {
+      {"pages moved to the device (migrate_to_dev)", 3},
+      {"device page moved back by a CPU fault", 2},
+      {"device pages moved back by migrate_to_sys", 1},
+      {"device pages moved back by release", 1},
+      {"pinned page skipped by migrate_to_dev", 1},
+      {"shared VMA skipped by migrate_to_dev", 1},
+      {"empty slot filled on the device", 1},
+      {"FAIL_ALLOC declined an allocation", 1},
+      {"migrate_to_dev -> kNoEnt (a page did not land)", 3},
+      {"write to a device page mapped twice (after fork)", 1},
+      {"another device's page read or written (moved back)", 1},
+      {"moving back with RAM full", 1},
+  };
+  EXPECT_EQ(Reached(c), want);
+  EXPECT_EQ(c.classes.size(), want.size()) << "the trace should reach every migrate class";
+  EXPECT_EQ(CommandSteps(c, OpKind::kMigrateToDev, Errno::kNoEnt), 3u);
+  EXPECT_EQ(CommandSteps(c, OpKind::kMigrateToSys, Errno::kOk), 2u);
+  // The other suites' traces reach no migration class but the devmem trace's
+  // CPU read of a device page.
+  EXPECT_TRUE(Reached(ClassifyTrace(Parse(kCpuTrace), "migrate")).empty());
+  EXPECT_TRUE(Reached(ClassifyTrace(Parse(kMirrorTrace), "migrate")).empty());
+  EXPECT_EQ(Reached(ClassifyTrace(Parse(kDevmemTrace), "migrate")),
+            (std::map<std::string, uint64_t>{{"device page moved back by a CPU fault", 1}}));
 }
 
 TEST(CoverageClassifier, NearMissesReachNothing) {
@@ -351,7 +414,8 @@ TEST_P(SuiteCoverage, ReachesEveryClassAtTheDefaultBudget) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Suites, SuiteCoverage, ::testing::Values("cpu", "devmem", "mirror"));
+INSTANTIATE_TEST_SUITE_P(Suites, SuiteCoverage,
+                         ::testing::Values("cpu", "devmem", "mirror", "migrate"));
 
 #else  // HMMREF_SEEDED_DEFECTS
 

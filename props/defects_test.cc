@@ -85,7 +85,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Defect::kPlacementOverlapsRam, "devmem", 1},
                       Case{Defect::kNoInvalidateOnMprotect, "mirror", 5},
                       Case{Defect::kRangeDoneAlwaysValid, "mirror", 6},
-                      Case{Defect::kForkSkipsMirrorInvalidate, "mirror", 5}),
+                      Case{Defect::kForkSkipsMirrorInvalidate, "mirror", 5},
+                      Case{Defect::kMigrateLosesDirtyData, "migrate", 5},
+                      Case{Defect::kMigrateLeavesMigrationEntry, "migrate", 5},
+                      Case{Defect::kMigratePinnedPage, "migrate", 5},
+                      Case{Defect::kMigrateBackGainsWrite, "migrate", 5},
+                      Case{Defect::kMigratePageFreeTwice, "migrate", 5}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = impl::DefectName(info.param.defect);
       return name.substr(1);  // "kCowNotBroken" -> "CowNotBroken"

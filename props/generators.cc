@@ -2,6 +2,8 @@
 
 #include "props/generators.h"
 
+#include <utility>
+
 namespace hmm::props {
 namespace {
 
@@ -174,9 +176,11 @@ rc::Gen<std::vector<Op>> GenCpuPrologue() {
                       });
 }
 
-rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps) {
+rc::Gen<std::vector<Op>> GenOps(rc::Gen<Op> op, uint64_t max_steps) {
   return rc::gen::resize(static_cast<int>(max_steps),
-                         rc::gen::container<std::vector<Op>>(GenCpuOp()));
+                         rc::gen::container<std::vector<Op>>(std::move(op)));
 }
+
+rc::Gen<std::vector<Op>> GenCpuTrace(uint64_t max_steps) { return GenOps(GenCpuOp(), max_steps); }
 
 }  // namespace hmm::props

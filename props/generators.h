@@ -27,6 +27,9 @@ rc::Gen<uint64_t> GenWindowPage();
 
 rc::Gen<Op> GenCpuOp();
 
+// Up to `max_steps` ops of `op` (a suite's trace after its prologue).
+rc::Gen<std::vector<Op>> GenOps(rc::Gen<Op> op, uint64_t max_steps);
+
 // The first lines of every suite trace: one sequence in five starts with a
 // `ram` line of 4 to 24 pages, so allocation failures (kNoMem in faults, pins
 // and fork) are reached as often as the rest; then a `process` line.
@@ -58,9 +61,19 @@ rc::Gen<std::vector<Op>> GenDevmemTrace(const Config& config, uint64_t max_steps
 // --- The mirror suite (props/generators_mirror.cc) ---
 
 // The devmem machine's set-up lines and `process`, then the window mapped
-// read-write private, a `devmem_add` of one section for device 0 with one page
-// allocated, and `mirror 0 1`: device operations meet mapped pages, a mirror
-// and a device page from the first step.
+// read-write private by process 1.
+std::vector<Op> WindowPrologue(const Config& config);
+
+// `mirror DEVICE PID`.
+Op MirrorLine(uint64_t device, uint64_t pid);
+
+// A mirroring or migration op of a kind `kind` draws, its fields filled as
+// the mirror suite's (mirror ids mostly 1, ranges aimed at the window).
+rc::Gen<Op> GenMirrorOpOf(rc::Gen<OpKind> kind);
+
+// WindowPrologue, then a `devmem_add` of one section for device 0 with one
+// page allocated, and `mirror 0 1`: device operations meet mapped pages, a
+// mirror and a device page from the first step.
 std::vector<Op> MirrorPrologue(const Config& config);
 
 // A trace mixing CPU operations, device-memory operations (for device-private
@@ -68,6 +81,18 @@ std::vector<Op> MirrorPrologue(const Config& config);
 // snapshot/fault/commit protocol, and the dummy device's read, write and
 // snapshot, aimed at the same 16-page window as the CPU operations.
 rc::Gen<std::vector<Op>> GenMirrorTrace(const Config& config, uint64_t max_steps);
+
+// --- The migrate suite (props/generators_migrate.cc) ---
+
+// WindowPrologue, then `mirror 0 1`: the dummy device allocates its own device
+// memory as migrations need it (docs/migrate.md).
+std::vector<Op> MigratePrologue(const Config& config);
+
+// A trace mixing CPU operations (faults move device pages back), migrations
+// to and from the device on small ranges of the window, release, dflags
+// fail_alloc, the dummy device's read, write and snapshot, more mirrors (1 to
+// 3 devices, processes 1 and 2) and devmem_add.
+rc::Gen<std::vector<Op>> GenMigrateTrace(const Config& config, uint64_t max_steps);
 
 }  // namespace hmm::props
 

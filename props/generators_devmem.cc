@@ -153,8 +153,7 @@ std::vector<Op> DevmemPrologue(const Config& c) {
 }
 
 rc::Gen<std::vector<Op>> GenDevmemTrace(const Config& c, uint64_t max_steps) {
-  return rc::gen::resize(static_cast<int>(max_steps),
-                         rc::gen::container<std::vector<Op>>(GenDevmemOp(c)));
+  return GenOps(GenDevmemOp(c), max_steps);
 }
 
 }  // namespace hmm::props

@@ -55,13 +55,19 @@ rc::Gen<std::vector<uint8_t>> GenPages() {
   return weightedOneOf<std::vector<uint8_t>>({{12, whole}, {1, ragged}});
 }
 
+// Fills the fields of a mirroring or migration op of kind op->kind.
 void FillMirrorOp(Op* op) {
   switch (op->kind) {
     case OpKind::kMirror:
       op->device = *weightedElement<uint64_t>({{8, 0}, {4, 1}, {2, 2}, {1, kMaxDevices}});
       op->pid = *weightedElement<uint64_t>({{8, 1}, {3, 2}, {1, 70}});
       return;
-    case OpKind::kUnmirror: op->mirror = *GenMirrorId(); return;
+    case OpKind::kUnmirror:
+    case OpKind::kRelease: op->mirror = *GenMirrorId(); return;
+    case OpKind::kDflags:
+      op->mirror = *GenMirrorId();
+      op->flags = *weightedElement<uint32_t>({{6, kDmirrorFlagFailAlloc}, {1, 0}, {1, 2}, {1, 3}});
+      return;
     case OpKind::kRangeDone:
     case OpKind::kCommit: op->range = *GenRangeId(); return;
     case OpKind::kDwrite:
@@ -69,7 +75,7 @@ void FillMirrorOp(Op* op) {
       op->addr = *GenDeviceAddr();
       op->data = *GenPages();
       return;
-    default:  // get_pfns, hmm_fault, dread, snapshot
+    default:  // get_pfns, hmm_fault, dread, snapshot, migrate_to_dev, migrate_to_sys
       op->mirror = *GenMirrorId();
       op->addr = *GenDeviceAddr();
       op->len = *GenNpages();
@@ -79,17 +85,25 @@ void FillMirrorOp(Op* op) {
   }
 }
 
-rc::Gen<Op> GenMirrorOp() {
-  return rc::gen::exec([] {
+}  // namespace
+
+rc::Gen<Op> GenMirrorOpOf(rc::Gen<OpKind> kind) {
+  return rc::gen::exec([kind] {
     Op op;
-    op.kind = *weightedElement<OpKind>({
-        {2, OpKind::kMirror}, {1, OpKind::kUnmirror}, {5, OpKind::kGetPfns},
-        {4, OpKind::kHmmFault}, {2, OpKind::kRangeDone}, {6, OpKind::kCommit},
-        {8, OpKind::kDread}, {6, OpKind::kDwrite}, {4, OpKind::kSnapshot},
-    });
+    op.kind = *kind;
     FillMirrorOp(&op);
     return op;
   });
+}
+
+namespace {
+
+rc::Gen<Op> GenMirrorOp() {
+  return GenMirrorOpOf(weightedElement<OpKind>({
+      {2, OpKind::kMirror}, {1, OpKind::kUnmirror}, {5, OpKind::kGetPfns},
+      {4, OpKind::kHmmFault}, {2, OpKind::kRangeDone}, {6, OpKind::kCommit},
+      {8, OpKind::kDread}, {6, OpKind::kDwrite}, {4, OpKind::kSnapshot},
+  }));
 }
 
 rc::Gen<Op> GenMirrorSuiteOp(const Config& c) {
@@ -98,7 +112,7 @@ rc::Gen<Op> GenMirrorSuiteOp(const Config& c) {
 
 }  // namespace
 
-std::vector<Op> MirrorPrologue(const Config& config) {
+std::vector<Op> WindowPrologue(const Config& config) {
   std::vector<Op> ops = DevmemPrologue(config);
   // The window mapped read-write, so device ranges meet mapped pages rather
   // than holes; CPU operations then protect, unmap and remap parts of it.
@@ -110,6 +124,19 @@ std::vector<Op> MirrorPrologue(const Config& config) {
   window.prot = kProtRead | kProtWrite;
   window.flags = kMapPrivate | kMapFixed;
   ops.push_back(window);
+  return ops;
+}
+
+Op MirrorLine(uint64_t device, uint64_t pid) {
+  Op mirror;
+  mirror.kind = OpKind::kMirror;
+  mirror.device = device;
+  mirror.pid = pid;
+  return mirror;
+}
+
+std::vector<Op> MirrorPrologue(const Config& config) {
+  std::vector<Op> ops = WindowPrologue(config);
   // One region of device 0 with its first page allocated, so a devmap of that
   // pfn reaches device entries (snapshot 0x21/0x22, dread of a device page).
   Op region;
@@ -121,17 +148,12 @@ std::vector<Op> MirrorPrologue(const Config& config) {
   alloc.kind = OpKind::kDevPageAlloc;
   alloc.devmem = 1;
   ops.push_back(alloc);
-  Op mirror;
-  mirror.kind = OpKind::kMirror;
-  mirror.device = 0;
-  mirror.pid = 1;
-  ops.push_back(mirror);
+  ops.push_back(MirrorLine(0, 1));
   return ops;
 }
 
 rc::Gen<std::vector<Op>> GenMirrorTrace(const Config& c, uint64_t max_steps) {
-  return rc::gen::resize(static_cast<int>(max_steps),
-                         rc::gen::container<std::vector<Op>>(GenMirrorSuiteOp(c)));
+  return GenOps(GenMirrorSuiteOp(c), max_steps);
 }
 
 }  // namespace hmm::props

@@ -61,7 +61,16 @@ enum class OpKind : uint8_t {
   kDread,          // dread MIRROR ADDR NPAGES           -> ok cpages=N faults=N DATA
   kDwrite,         // dwrite MIRROR ADDR DATA            -> ok cpages=N faults=N
   kSnapshot,       // snapshot MIRROR ADDR NPAGES        -> ok cpages=N DATA (a byte per page)
+  // Migration (docs/migrate.md): the dummy device's MIGRATE_TO_DEV, MIGRATE_TO_SYS,
+  // RELEASE and FLAGS. Field use: mirror; migrate_*: addr, len (npages); dflags: flags.
+  kMigrateToDev,   // migrate_to_dev MIRROR ADDR NPAGES  -> ok cpages=N DATA
+  kMigrateToSys,   // migrate_to_sys MIRROR ADDR NPAGES  -> ok cpages=N
+  kRelease,        // release MIRROR
+  kDflags,         // dflags MIRROR FLAGS                (HMM_DMIRROR_FLAGS: fail_alloc)
 };
+
+// The last kind: tables indexed by kind have kLastOpKind + 1 entries.
+constexpr OpKind kLastOpKind = OpKind::kDflags;
 
 // Bounds of a `ram` line (the impl allocates the struct pages and the data up front).
 constexpr uint64_t kMinTraceRamPages = kMinRamPages;
@@ -90,12 +99,12 @@ struct Op {
   uint64_t new_len = 0;   // mremap
   uint64_t new_addr = 0;  // mremap with kMremapFixed
   uint32_t prot = 0;
-  uint32_t flags = 0;     // MapFlags or MremapFlags
+  uint32_t flags = 0;     // MapFlags, MremapFlags, hmm::Profile or dflags' kDmirrorFlag*
   uint64_t pin = 0;       // unpin
   uint64_t devmem = 0;    // devmem_remove, devpage_alloc, page_frees
   uint64_t pfn = 0;       // devpage_put, devmap
   uint64_t device = 0;    // devmem_add, mirror
-  uint64_t mirror = 0;    // unmirror, get_pfns, hmm_fault, dread, dwrite, snapshot
+  uint64_t mirror = 0;    // unmirror, get_pfns, hmm_fault, dread, dwrite, snapshot, migration
   uint64_t range = 0;     // range_done, commit
   std::vector<uint8_t> data;  // write
   std::optional<Expect> expect;
@@ -106,8 +115,8 @@ struct Op {
 struct OpResult {
   Errno err = Errno::kOk;
   uint64_t value = 0;          // pid, address, pin, mirror or range id, or 0|1
-  std::vector<uint8_t> data;   // read, dread, snapshot
-  uint64_t cpages = 0;         // dread, dwrite, snapshot
+  std::vector<uint8_t> data;   // read, dread, snapshot, migrate_to_dev
+  uint64_t cpages = 0;         // dread, dwrite, snapshot, migrate_to_dev, migrate_to_sys
   uint64_t faults = 0;         // dread, dwrite, snapshot
 
   bool operator==(const OpResult& o) const {

@@ -2,6 +2,7 @@
 
 #include "props/runner.h"
 
+#include <optional>
 #include <sstream>
 
 #include "impl/kernel.h"
@@ -10,6 +11,7 @@
 #include "model/kernel.h"
 #include "props/abstract.h"
 #include "props/apply.h"
+#include "props/migrate_checks.h"
 #include "props/trace.h"
 
 namespace hmm::props {
@@ -63,6 +65,15 @@ bool CheckResults(const StepRecord& step, bool check_expect, RunReport* report) 
   return false;
 }
 
+// True when `violations` ("Name: ..." lines) is empty; else the step fails
+// the check named by the first line's name, with every line as a problem.
+bool NoViolation(std::vector<std::string> violations, RunReport* report) {
+  if (violations.empty()) return true;
+  report->check = violations.front().substr(0, violations.front().find(':'));
+  report->problems = std::move(violations);
+  return false;
+}
+
 // Step checks 2-4: abstraction, representation invariant, model invariants.
 bool CheckStates(const model::Kernel& m, const impl::Kernel& i, RunReport* report) {
   std::vector<std::string> diff =
@@ -78,13 +89,14 @@ bool CheckStates(const model::Kernel& m, const impl::Kernel& i, RunReport* repor
     report->problems = std::move(rep);
     return false;
   }
-  std::vector<std::string> inv = model::CheckAllInvariants(m.state(), m.ram_pages());
-  if (!inv.empty()) {
-    report->check = inv.front().substr(0, inv.front().find(':'));
-    report->problems = std::move(inv);
-    return false;
-  }
-  return true;
+  return NoViolation(model::CheckAllInvariants(m.state(), m.ram_pages()), report);
+}
+
+// Step check 5: a migration step's transition properties on the model
+// (props/migrate_checks.h); `before` is the model's state before the step.
+bool CheckTransition(const Op& op, const model::State& before, const model::State& after,
+                     RunReport* report) {
+  return NoViolation(CheckMigrationStep(op, before, after), report);
 }
 
 // The machine: the leading set-up lines over the options over the defaults.
@@ -121,6 +133,8 @@ RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
     step.index = report.steps.size() + 1;
     step.op = op;
     if (options.observer != nullptr) options.observer->BeforeStep(op, m.state());
+    std::optional<model::State> before;  // kept only for a migration step
+    if (options.check_states && IsMigrationStep(op, m.state())) before = m.state();
     step.model = Apply(m, op);
     step.impl = Apply(i, op);
     if (options.observer != nullptr) options.observer->AfterStep(step, m.state());
@@ -129,7 +143,8 @@ RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
     const bool misplaced = !CheckSetupPlacement(step, seen_operation, &report);
     seen_operation = seen_operation || !IsSetupKind(op.kind);
     if (misplaced || !CheckResults(step, options.check_expect, &report) ||
-        (options.check_states && !CheckStates(m, i, &report))) {
+        (options.check_states && !CheckStates(m, i, &report)) ||
+        (before && !CheckTransition(op, *before, m.state(), &report))) {
       report.ok = false;
       report.failing_step = step.index;
       return report;

@@ -6,7 +6,9 @@
 //      the line's expectation when it has one;
 //   2. Abstract(impl) == model, both canonicalized (props/abstract.h);
 //   3. RepInvariant(impl) holds;
-//   4. every named model invariant holds (model/invariants.h).
+//   4. every named model invariant holds (model/invariants.h);
+//   5. for a migration step, its transition properties hold on the model's
+//      states before and after it (props/migrate_checks.h).
 // The first step that fails stops the run; the report names the step, the
 // check, and both sides. Property suites and `hmmref run` share this code.
 
@@ -36,7 +38,7 @@ struct RunReport {
   bool ok = true;
   size_t steps_run = 0;
   size_t failing_step = 0;           // 1-based; 0 when ok
-  std::string check;                 // "result", "expect", "abstract", "rep", or the invariant name
+  std::string check;                 // "result", "expect", "abstract", "rep", or the invariant or property name
   std::vector<std::string> problems; // one line each: what differs, with both values
   std::vector<StepRecord> steps;     // every step run, in order (the last is the failing one)
 };
@@ -57,7 +59,7 @@ class StepObserver {
 struct RunOptions {
   uint64_t ram_pages = 0;      // 0: the default
   bool check_expect = true;    // compare with the lines' "-> ..." expectations
-  bool check_states = true;    // checks 2-4; false leaves only results (bench's bound)
+  bool check_states = true;    // checks 2-5; false leaves only results (bench's bound)
   StepObserver* observer = nullptr;  // not owned; may be null
 };
 

@@ -106,18 +106,28 @@ std::function<void()> CpuProperty(uint64_t max_steps, Observed* seen) {
   return [max_steps, seen] { CheckTrace(Concat(*GenCpuPrologue(), *GenCpuTrace(max_steps)), seen); };
 }
 
-std::function<void()> DevmemProperty(uint64_t max_steps, Observed* seen) {
-  return [max_steps, seen] {
+// The device suites: a devmem machine, its prologue, then the suite's trace.
+using Prologue = std::vector<Op> (*)(const Config&);
+using TraceGen = rc::Gen<std::vector<Op>> (*)(const Config&, uint64_t);
+
+std::function<void()> DeviceProperty(uint64_t max_steps, Observed* seen, Prologue prologue,
+                                     TraceGen trace) {
+  return [=] {
     const Config config = *GenDevmemConfig();
-    CheckTrace(Concat(DevmemPrologue(config), *GenDevmemTrace(config, max_steps)), seen);
+    CheckTrace(Concat(prologue(config), *trace(config, max_steps)), seen);
   };
 }
 
+std::function<void()> DevmemProperty(uint64_t max_steps, Observed* seen) {
+  return DeviceProperty(max_steps, seen, &DevmemPrologue, &GenDevmemTrace);
+}
+
 std::function<void()> MirrorProperty(uint64_t max_steps, Observed* seen) {
-  return [max_steps, seen] {
-    const Config config = *GenDevmemConfig();
-    CheckTrace(Concat(MirrorPrologue(config), *GenMirrorTrace(config, max_steps)), seen);
-  };
+  return DeviceProperty(max_steps, seen, &MirrorPrologue, &GenMirrorTrace);
+}
+
+std::function<void()> MigrateProperty(uint64_t max_steps, Observed* seen) {
+  return DeviceProperty(max_steps, seen, &MigratePrologue, &GenMigrateTrace);
 }
 
 using PropertyMaker = std::function<void()> (*)(uint64_t, Observed*);
@@ -140,6 +150,11 @@ const std::vector<Suite>& AllSuites() {
                   "invalidation from every CPU page-table change, the snapshot/fault/commit "
                   "protocol, and the dummy device's read, write and snapshot on 1-3 devices"},
        &MirrorProperty},
+      {{"migrate", "migration between system and device memory: the dummy device's "
+                   "migrate_to_dev, migrate_to_sys, release and fail_alloc, CPU faults that "
+                   "move device pages back, pins, shared VMAs, fork, other devices' reads, "
+                   "RAM running out"},
+       &MigrateProperty},
   };
   return kSuites;
 }

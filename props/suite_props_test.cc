@@ -34,14 +34,16 @@ TEST_P(SuiteProps, ImplRefinesModel) {
 
 TEST(SuiteProps, EverySuiteIsCovered) {
   for (const SuiteInfo& suite : Suites()) {
-    EXPECT_TRUE(suite.name == "cpu" || suite.name == "devmem" || suite.name == "mirror")
+    EXPECT_TRUE(suite.name == "cpu" || suite.name == "devmem" || suite.name == "mirror" ||
+                suite.name == "migrate")
         << "add suite '" << suite.name << "' to the parameters below";
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Seeds, SuiteProps,
-    ::testing::Combine(::testing::Values("cpu", "devmem", "mirror"), ::testing::Values(1, 2, 3, 4, 5, 6)),
+    ::testing::Combine(::testing::Values("cpu", "devmem", "mirror", "migrate"),
+                       ::testing::Values(1, 2, 3, 4, 5, 6)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, uint64_t>>& info) {
       return std::get<0>(info.param) + "_seed" + std::to_string(std::get<1>(info.param));
     });

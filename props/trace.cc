@@ -114,6 +114,7 @@ bool ParseArg(Arg arg, const std::string& token, Op* op, std::string* msg) {
     case Arg::kProt: return ParseProt(token, &op->prot, msg);
     case Arg::kMmapFlags: return ParseMmapFlags(token, &op->flags, msg);
     case Arg::kMremapFlags: return ParseMremapFlags(token, &op->flags, msg);
+    case Arg::kDmirrorFlags: return trace_values::ParseDmirrorFlags(token, &op->flags, msg);
     case Arg::kData: return ParseData(token, &op->data, msg);
     case Arg::kDontneed:
       if (token == "dontneed" || token == "MADV_DONTNEED") return true;
@@ -190,6 +191,7 @@ std::string FormatArg(Arg arg, const Op& op) {
     case Arg::kProt: return FormatProt(op.prot);
     case Arg::kMmapFlags: return FormatMmapFlags(op.flags);
     case Arg::kMremapFlags: return FormatMremapFlags(op.flags);
+    case Arg::kDmirrorFlags: return trace_values::FormatDmirrorFlags(op.flags);
     case Arg::kData: return FormatData(op.data);
     case Arg::kDontneed: return "dontneed";
   }
@@ -266,7 +268,7 @@ class SetupRule {
 
   bool seen_operation_ = false;
   uint64_t seen_kinds_ = 0;  // bit per OpKind
-  static_assert(static_cast<size_t>(OpKind::kSnapshot) < 64, "seen_kinds_ has a bit per kind");
+  static_assert(static_cast<size_t>(kLastOpKind) < 64, "seen_kinds_ has a bit per kind");
 };
 
 }  // namespace

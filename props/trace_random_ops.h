@@ -18,7 +18,7 @@ namespace hmm::props::testing {
 
 class RandomOps {
  public:
-  static constexpr uint64_t kNumKinds = static_cast<uint64_t>(OpKind::kSnapshot) + 1;
+  static constexpr uint64_t kNumKinds = static_cast<uint64_t>(kLastOpKind) + 1;
 
   explicit RandomOps(uint32_t seed) : rng_(seed) {}
 
@@ -106,9 +106,13 @@ class RandomOps {
     switch (op->kind) {
       case OpKind::kMirror: op->device = Number(); return true;
       case OpKind::kUnmirror: break;
+      case OpKind::kRelease: break;
       case OpKind::kGetPfns:
       case OpKind::kDread:
-      case OpKind::kSnapshot: Range(op); break;
+      case OpKind::kSnapshot:
+      case OpKind::kMigrateToDev:
+      case OpKind::kMigrateToSys: Range(op); break;
+      case OpKind::kDflags: op->flags = Bits(); break;
       case OpKind::kHmmFault:
         Range(op);
         op->prot = Bits();

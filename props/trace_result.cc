@@ -24,7 +24,8 @@ using trace_values::Show;
 using trace_values::StartsWithDigit;
 
 bool ReturnsBytes(Returns r) {
-  return r == Returns::kBytes || r == Returns::kDmirrorRead || r == Returns::kSnapshot;
+  return r == Returns::kBytes || r == Returns::kDmirrorRead || r == Returns::kSnapshot ||
+         r == Returns::kMigrateToDev;
 }
 
 const char* ReturnsPhrase(Returns r) {
@@ -48,6 +49,9 @@ const char* ReturnsPhrase(Returns r) {
     case Returns::kSnapshot:
       return "returns cpages and a byte per page: expected ok [cpages=N] [faults=N] [DATA] or "
              "an errno";
+    case Returns::kMigrateToDev:
+      return "returns cpages and bytes: expected ok [cpages=N] [DATA] or an errno";
+    case Returns::kMigrateToSys: return "returns cpages: expected ok [cpages=N] or an errno";
   }
   return "";
 }
@@ -87,7 +91,8 @@ bool ParseSingle(const OpSpec& spec, const std::string& token, Expect* e, std::s
                        " (expected ok, an errno such as kFault or EFAULT, a number or bytes)");
 }
 
-// The part after `ok` of an ioctl's result: [cpages=N] [faults=N] [DATA].
+// The part after `ok` of an ioctl's result: [cpages=N] [faults=N] [DATA]
+// (faults=N only where the ioctl has that counter, DATA where it returns bytes).
 // `stage` counts the parts seen: 1 cpages, 2 faults, 3 data.
 bool ParseIoctlPart(const OpSpec& spec, const std::string& prev, const std::string& token,
                     int* stage, Expect* e, std::string* msg) {
@@ -97,6 +102,7 @@ bool ParseIoctlPart(const OpSpec& spec, const std::string& prev, const std::stri
   if (IsCounterToken(token)) {
     if (!ParseCounter(token, &counter, &value, msg)) return false;
     part = counter == Counter::kCpages ? 1 : 2;
+    if (part == 2 && !ReturnsFaults(spec.returns)) return DoesNotFit(spec, token, msg);
   } else if (!IsDataToken(token) || !ReturnsBytes(spec.returns)) {
     return DoesNotFit(spec, token, msg);
   }
@@ -153,7 +159,9 @@ std::string Counters(const Expect& e) {
 std::string FormatExpect(const OpSpec& spec, const Expect& e) {
   if (e.err != Errno::kOk) return ErrnoName(e.err);
   if (ReturnsIoctl(spec.returns)) {
-    std::string out = "ok" + Counters(e);
+    Expect shown = e;  // only the counters this ioctl has
+    if (!ReturnsFaults(spec.returns)) shown.faults.reset();
+    std::string out = "ok" + Counters(shown);
     if (!e.data || !ReturnsBytes(spec.returns)) return out;
     return out + " " + (spec.returns == Returns::kSnapshot ? trace_values::FormatBinary(*e.data)
                                                            : trace_values::FormatData(*e.data));

@@ -121,12 +121,16 @@ class Shrinker {
   }
   static bool UsesMirrorAddr(OpKind k) {
     return k == OpKind::kGetPfns || k == OpKind::kHmmFault || k == OpKind::kDread ||
-           k == OpKind::kDwrite || k == OpKind::kSnapshot;
+           k == OpKind::kDwrite || k == OpKind::kSnapshot || k == OpKind::kMigrateToDev ||
+           k == OpKind::kMigrateToSys;
   }
   static bool UsesPid(OpKind k) {
     return UsesPidAndAddr(k) || k == OpKind::kExit || k == OpKind::kFork || k == OpKind::kMirror;
   }
-  static bool UsesMirror(OpKind k) { return UsesMirrorAddr(k) || k == OpKind::kUnmirror; }
+  static bool UsesMirror(OpKind k) {
+    return UsesMirrorAddr(k) || k == OpKind::kUnmirror || k == OpKind::kRelease ||
+           k == OpKind::kDflags;
+  }
   static bool UsesRange(OpKind k) { return k == OpKind::kRangeDone || k == OpKind::kCommit; }
 
   // (3a) Addresses are shared between ops (mmap X, then write X): move one
@@ -254,6 +258,7 @@ class Shrinker {
     if (k == OpKind::kMmap) a.With(&Op::flags, uint32_t{kMapPrivate | kMapFixed});
     if (k == OpKind::kMremap) a.With(&Op::flags, uint32_t{kMremapMaymove});
     if (k == OpKind::kMirror) a.With(&Op::device, uint64_t{0});
+    if (k == OpKind::kDflags) a.With(&Op::flags, uint32_t{kDmirrorFlagFailAlloc});
     return a.Take();
   }
 
@@ -268,7 +273,8 @@ class Shrinker {
         }
         return;
       case OpKind::kRead: case OpKind::kPin: case OpKind::kGetPfns: case OpKind::kHmmFault:
-      case OpKind::kDread: case OpKind::kSnapshot:
+      case OpKind::kDread: case OpKind::kSnapshot: case OpKind::kMigrateToDev:
+      case OpKind::kMigrateToSys:
         if (op.len > 1) {
           a->With(&Op::len, uint64_t{1});
           a->With(&Op::len, op.len / 2);

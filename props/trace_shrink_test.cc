@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -225,23 +226,39 @@ size_t CountBefore(const std::vector<Op>& ops, size_t end, OpKind kind) {
                                            [kind](const Op& op) { return op.kind == kind; }));
 }
 
-// Fails when the last step is a dread of a mirror some earlier `mirror` line
-// made (ids 1, 2, ... in line order) at an address an earlier mmap returned
-// (its ADDR, as in a MAP_FIXED mmap), and a commit of a range some earlier
-// get_pfns line made comes before it.
-bool DreadOfAMirror(const std::vector<Op>& ops) {
-  if (ops.empty() || ops.back().kind != OpKind::kDread) return false;
+// Whether the last step is of `kind`, names a mirror some earlier `mirror`
+// line made (ids 1, 2, ... in line order), at an address an earlier mmap
+// returned (its ADDR, as in a MAP_FIXED mmap), and some earlier step is `also`.
+bool LastOnAMappedMirror(const std::vector<Op>& ops, OpKind kind,
+                         const std::function<bool(const std::vector<Op>&, size_t)>& also) {
+  if (ops.empty() || ops.back().kind != kind) return false;
   const Op& last = ops.back();
   const size_t n = ops.size() - 1;
   if (last.mirror == 0 || last.mirror > CountBefore(ops, n, OpKind::kMirror)) return false;
   bool mapped = false;
-  bool committed = false;
+  bool found = false;
   for (size_t i = 0; i < n; ++i) {
     mapped |= ops[i].kind == OpKind::kMmap && ops[i].addr == last.addr;
-    committed |= ops[i].kind == OpKind::kCommit && ops[i].range != 0 &&
-                 ops[i].range <= CountBefore(ops, i, OpKind::kGetPfns);
+    found |= also(ops, i);
   }
-  return mapped && committed;
+  return mapped && found;
+}
+
+// Fails when the last step is a dread of a mapped mirror and a commit of a
+// range some earlier get_pfns line made comes before it.
+bool DreadOfAMirror(const std::vector<Op>& ops) {
+  return LastOnAMappedMirror(ops, OpKind::kDread, [](const std::vector<Op>& o, size_t i) {
+    return o[i].kind == OpKind::kCommit && o[i].range != 0 &&
+           o[i].range <= CountBefore(o, i, OpKind::kGetPfns);
+  });
+}
+
+// What `original`, which fails `fails`, shrinks to, as text ("" if it does not fail).
+std::string ShrunkText(const std::vector<Op>& original, bool (*fails)(const std::vector<Op>&)) {
+  if (!fails(original)) return "";
+  const std::vector<Op> shrunk = ShrinkTrace(original, StillFails(fails));
+  EXPECT_TRUE(fails(shrunk));
+  return FormatTrace(shrunk, "");
 }
 
 TEST(TraceShrink, MovesMirrorAndRangeIdsAndTheirAddresses) {
@@ -256,18 +273,42 @@ TEST(TraceShrink, MovesMirrorAndRangeIdsAndTheirAddresses) {
       Line("commit 2"),
       Line("dread 2 0x10006000 8"),
   };
-  ASSERT_TRUE(DreadOfAMirror(original));
-  const std::vector<Op> shrunk = ShrinkTrace(original, StillFails(DreadOfAMirror));
-  ASSERT_TRUE(DreadOfAMirror(shrunk));
   // The dread's mirror id moved down onto the first mirror line, the commit's
   // range id onto the first get_pfns; the lines no longer named went; the
   // shared address moved to kMmapBase everywhere at once.
-  EXPECT_EQ(FormatTrace(shrunk, ""),
+  EXPECT_EQ(ShrunkText(original, DreadOfAMirror),
             "mirror 0 1\n"
             "mmap 1 0x10000000 0x1000 rw private|fixed\n"
             "get_pfns 1 0x10000000 1\n"
             "commit 1\n"
             "dread 1 0x10000000 1\n");
+}
+
+// Fails when the last step is a migrate_to_dev of a mapped mirror after a
+// dflags of that mirror with fail_alloc set.
+bool MigrationAfterFailAlloc(const std::vector<Op>& ops) {
+  return LastOnAMappedMirror(ops, OpKind::kMigrateToDev, [](const std::vector<Op>& o, size_t i) {
+    return o[i].kind == OpKind::kDflags && o[i].mirror == o.back().mirror &&
+           (o[i].flags & kDmirrorFlagFailAlloc) != 0;
+  });
+}
+
+TEST(TraceShrink, MovesMigrationLinesIdsAddressesAndFlags) {
+  const std::vector<Op> original = {
+      Process(),
+      Line("mirror 3 1"),
+      Line("mirror 2 1"),
+      Line("mmap 1 0x10006000 0x8000 rw private|fixed"),
+      Line("release 2"),
+      Line("dflags 2 fail_alloc|0x4"),
+      Line("migrate_to_sys 2 0x10006000 8"),
+      Line("migrate_to_dev 2 0x10006000 8"),
+  };
+  EXPECT_EQ(ShrunkText(original, MigrationAfterFailAlloc),
+            "mirror 0 1\n"
+            "mmap 1 0x10000000 0x1000 rw private|fixed\n"
+            "dflags 1 fail_alloc\n"
+            "migrate_to_dev 1 0x10000000 1\n");
 }
 
 TEST(TraceShrink, DwriteDataShrinksInWholePages) {

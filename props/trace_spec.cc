@@ -6,8 +6,12 @@
 
 namespace hmm::props::trace_spec {
 
-bool ReturnsIoctl(Returns r) {
+bool ReturnsFaults(Returns r) {
   return r == Returns::kDmirrorRead || r == Returns::kDmirrorWrite || r == Returns::kSnapshot;
+}
+
+bool ReturnsIoctl(Returns r) {
+  return ReturnsFaults(r) || r == Returns::kMigrateToDev || r == Returns::kMigrateToSys;
 }
 
 bool ReturnsValue(Returns r) {
@@ -76,6 +80,14 @@ const std::vector<OpSpec>& Specs() {
        {Arg::kMirror, Arg::kAddr, Arg::kData}},
       {OpKind::kSnapshot, "snapshot", "MIRROR ADDR NPAGES", Returns::kSnapshot, 0, false,
        {Arg::kMirror, Arg::kAddr, Arg::kNpages}},
+      // Migration (docs/migrate.md): the dummy device's migration ioctls.
+      {OpKind::kMigrateToDev, "migrate_to_dev", "MIRROR ADDR NPAGES", Returns::kMigrateToDev, 0,
+       false, {Arg::kMirror, Arg::kAddr, Arg::kNpages}},
+      {OpKind::kMigrateToSys, "migrate_to_sys", "MIRROR ADDR NPAGES", Returns::kMigrateToSys, 0,
+       false, {Arg::kMirror, Arg::kAddr, Arg::kNpages}},
+      {OpKind::kRelease, "release", "MIRROR", Returns::kNothing, 0, false, {Arg::kMirror}},
+      {OpKind::kDflags, "dflags", "MIRROR FLAGS", Returns::kNothing, 0, false,
+       {Arg::kMirror, Arg::kDmirrorFlags}},
   };
   return kSpecs;
 }

@@ -37,6 +37,7 @@ enum class Arg : uint8_t {
   kProt,         // Op::prot: none r w rw, PROT_*, numbers, joined by '|'
   kMmapFlags,    // Op::flags: shared private fixed, MAP_*, numbers
   kMremapFlags,  // Op::flags: maymove fixed, MREMAP_*, numbers
+  kDmirrorFlags, // Op::flags: fail_alloc, HMM_DMIRROR_FLAG_*, numbers
   kData,         // Op::data: "text", hex:HEX or fill:BYTE*COUNT
   kDontneed,     // the word `dontneed` (MADV_DONTNEED); no field
 };
@@ -58,13 +59,19 @@ enum class Returns : uint8_t {
   kDmirrorRead,   // cpages, faults, the bytes read
   kDmirrorWrite,  // cpages, faults; no bytes
   kSnapshot,      // cpages, one byte per page (printed as hex: or fill:)
+  // Migration: `ok [cpages=N] [DATA]` and `ok [cpages=N]` (no faults counter).
+  kMigrateToDev,  // cpages, the bytes read back from the device
+  kMigrateToSys,  // cpages; no bytes
 };
 
 // The returns whose result is one number, and whether it prints in hex.
 bool ReturnsValue(Returns r);
 bool ReturnsHex(Returns r);
-// The returns whose result is `ok [cpages=N] [faults=N] [DATA]`.
+// The returns whose result is `ok [cpages=N] [faults=N] [DATA]` (the
+// migrations' without faults=N).
 bool ReturnsIoctl(Returns r);
+// The ioctl returns that have a faults counter.
+bool ReturnsFaults(Returns r);
 
 struct OpSpec {
   OpKind kind;

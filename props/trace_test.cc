@@ -480,7 +480,7 @@ TEST(TraceFormat, OpNames) {
 }
 
 TEST(TraceFormat, EveryKindHasAName) {
-  for (int k = 0; k <= static_cast<int>(OpKind::kSnapshot); ++k) {
+  for (int k = 0; k <= static_cast<int>(kLastOpKind); ++k) {
     EXPECT_EQ(OpName(static_cast<OpKind>(k)).rfind("unknown-op-", 0), std::string::npos) << k;
   }
 }

@@ -100,6 +100,8 @@ constexpr BitName kMmapNames[] = {{kMapShared, "shared", "MAP_SHARED"},
                                   {kMapFixed, "fixed", "MAP_FIXED"}};
 constexpr BitName kMremapNames[] = {{kMremapMaymove, "maymove", "MREMAP_MAYMOVE"},
                                     {kMremapFixed, "fixed", "MREMAP_FIXED"}};
+constexpr BitName kDmirrorFlagNames[] = {
+    {kDmirrorFlagFailAlloc, "fail_alloc", "HMM_DMIRROR_FLAG_FAIL_ALLOC"}};
 
 // `a|b|0x10`: the union of named bits and numbers. `what` names the kind of
 // word for messages ("protection", "mmap flag").
@@ -159,6 +161,10 @@ bool ParseMremapFlags(const std::string& token, uint32_t* out, std::string* msg)
   return ParseBits(token, kMremapNames, "mremap flag", out, msg);
 }
 
+bool ParseDmirrorFlags(const std::string& token, uint32_t* out, std::string* msg) {
+  return ParseBits(token, kDmirrorFlagNames, "dmirror flag", out, msg);
+}
+
 std::string FormatProt(uint32_t prot) {
   static const char* const kWords[] = {"none", "r", "w", "rw"};
   std::string word = kWords[prot & kProtMask];
@@ -170,6 +176,8 @@ std::string FormatProt(uint32_t prot) {
 std::string FormatMmapFlags(uint32_t flags) { return FormatBits(flags, kMmapNames); }
 
 std::string FormatMremapFlags(uint32_t flags) { return FormatBits(flags, kMremapNames); }
+
+std::string FormatDmirrorFlags(uint32_t flags) { return FormatBits(flags, kDmirrorFlagNames); }
 
 // --- Words ---
 

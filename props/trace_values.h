@@ -53,12 +53,15 @@ bool ParseProt(const std::string& token, uint32_t* out, std::string* msg);
 bool ParseMmapFlags(const std::string& token, uint32_t* out, std::string* msg);
 // maymove fixed, MREMAP_MAYMOVE MREMAP_FIXED, numbers.
 bool ParseMremapFlags(const std::string& token, uint32_t* out, std::string* msg);
+// fail_alloc, HMM_DMIRROR_FLAG_FAIL_ALLOC, numbers (dflags).
+bool ParseDmirrorFlags(const std::string& token, uint32_t* out, std::string* msg);
 
 // One of none r w rw, then any other bits as one hex number ("r|0x8").
 std::string FormatProt(uint32_t prot);
 // Named bits in table order, then any other bits as one hex number; 0 is "0".
 std::string FormatMmapFlags(uint32_t flags);
 std::string FormatMremapFlags(uint32_t flags);
+std::string FormatDmirrorFlags(uint32_t flags);
 
 // --- Words ---
 
