@@ -313,7 +313,7 @@ std::vector<LemmaWithControl> DevmemLemmas() {
   PlacementPolicy one_bit_higher = def;
   one_bit_higher.name = "a limit one bit higher (device.end <= 2^(kPageShift + kDevicePfnBits + 1))";
   one_bit_higher.end_bits = kPageShift + kDevicePfnBits + 1;
-  const std::string inv_never_present = "InvDevicePrivateNeverPresent";
+  const std::string inv_never_present = "InvDevicePageNeverPresent";
   const PteSteps real = PteSteps::Real();
   return {
       Entry("LemmaDefaultPlacementNeverCollides",
@@ -344,35 +344,35 @@ std::vector<LemmaWithControl> DevmemLemmas() {
             "InvPageFreeOncePerAllocation", &LemmaDevicePageRefcountRule, RefcountRule::Real(),
             RefcountRule{"the modern rule mis-applied (put allowed at 1, page_free at 1 -> 0)", 1,
                          1}),
-      Entry("LemmaInitialInvDevicePrivateNeverPresent",
+      Entry("LemmaInitialInvDevicePageNeverPresent",
             "The initial page tables (every entry none) map no device pfn present.",
-            inv_never_present, &LemmaInitialInvDevicePrivateNeverPresent, real,
+            inv_never_present, &LemmaInitialInvDevicePageNeverPresent, real,
             BrokenSteps("a boot that maps one device pfn present",
                         &PteSteps::initial_maps_device)),
-      Entry("LemmaForkPreservesInvDevicePrivateNeverPresent",
+      Entry("LemmaForkPreservesInvDevicePageNeverPresent",
             "If no present entry maps a device pfn, none does after fork (device entries copied "
             "as device entries, write cleared in parent and child; present entries copied as "
             "present, any write bit).",
-            inv_never_present, &LemmaForkPreservesInvDevicePrivateNeverPresent, real,
+            inv_never_present, &LemmaForkPreservesInvDevicePageNeverPresent, real,
             BrokenSteps("a fork that gives the child a device entry as a present entry",
                         &PteSteps::fork_makes_present)),
-      Entry("LemmaMunmapPreservesInvDevicePrivateNeverPresent",
+      Entry("LemmaMunmapPreservesInvDevicePageNeverPresent",
             "If no present entry maps a device pfn, none does after munmap (every entry of the "
             "range becomes none).",
-            inv_never_present, &LemmaMunmapPreservesInvDevicePrivateNeverPresent, real,
+            inv_never_present, &LemmaMunmapPreservesInvDevicePageNeverPresent, real,
             BrokenSteps("a zap that leaves device entries behind as present entries",
                         &PteSteps::munmap_makes_present)),
-      Entry("LemmaMprotectPreservesInvDevicePrivateNeverPresent",
+      Entry("LemmaMprotectPreservesInvDevicePageNeverPresent",
             "If no present entry maps a device pfn, none does after mprotect without write "
             "(write cleared in the range; kinds and pfns unchanged).",
-            inv_never_present, &LemmaMprotectPreservesInvDevicePrivateNeverPresent, real,
+            inv_never_present, &LemmaMprotectPreservesInvDevicePageNeverPresent, real,
             BrokenSteps("an mprotect that rebuilds device entries as present entries",
                         &PteSteps::mprotect_makes_present)),
-      Entry("LemmaCpuFaultPreservesInvDevicePrivateNeverPresent",
+      Entry("LemmaCpuFaultPreservesInvDevicePageNeverPresent",
             "If no present entry maps a device pfn, none does after a CPU fault (none, or "
             "present with COW broken: present of a newly allocated RAM pfn; device-private: "
             "unchanged, the fault callback answers SIGBUS).",
-            inv_never_present, &LemmaCpuFaultPreservesInvDevicePrivateNeverPresent, real,
+            inv_never_present, &LemmaCpuFaultPreservesInvDevicePageNeverPresent, real,
             BrokenSteps("a fault whose page allocation may return a device pfn",
                         &PteSteps::fault_may_alloc_device)),
   };

@@ -9,7 +9,7 @@
 //   may choose, against every RAM range hot-add's range checks accept.
 // - The 2017 refcount rule (RefcountRule): over Ints, refcount = 1 + held +
 //   entries, page_free when a put moves it 2 -> 1.
-// - InvDevicePrivateNeverPresent as an inductive invariant of an abstract page
+// - InvDevicePageNeverPresent as an inductive invariant of an abstract page
 //   table (PteSteps), one lemma per operation plus the initial state, in
 //   hyperkernel's style: Inv(s) && step(s, s') => Inv(s')
 //   (devmem_table_lemmas.cc; the other two are in devmem_lemmas.cc).
@@ -94,14 +94,14 @@ struct PteSteps {
   static PteSteps Real();
 };
 
-// Invariant InvDevicePrivateNeverPresent: every present entry's pfn is not a
+// Invariant InvDevicePageNeverPresent: every present entry's pfn is not a
 // device pfn (is_device: any predicate over pfns). The initial lemma proves it
 // of the empty table; each other lemma proves Inv(s) && step(s, s') => Inv(s').
-LemmaResult LemmaInitialInvDevicePrivateNeverPresent(const PteSteps& steps);
-LemmaResult LemmaForkPreservesInvDevicePrivateNeverPresent(const PteSteps& steps);
-LemmaResult LemmaMunmapPreservesInvDevicePrivateNeverPresent(const PteSteps& steps);
-LemmaResult LemmaMprotectPreservesInvDevicePrivateNeverPresent(const PteSteps& steps);
-LemmaResult LemmaCpuFaultPreservesInvDevicePrivateNeverPresent(const PteSteps& steps);
+LemmaResult LemmaInitialInvDevicePageNeverPresent(const PteSteps& steps);
+LemmaResult LemmaForkPreservesInvDevicePageNeverPresent(const PteSteps& steps);
+LemmaResult LemmaMunmapPreservesInvDevicePageNeverPresent(const PteSteps& steps);
+LemmaResult LemmaMprotectPreservesInvDevicePageNeverPresent(const PteSteps& steps);
+LemmaResult LemmaCpuFaultPreservesInvDevicePageNeverPresent(const PteSteps& steps);
 
 // The registry entries of the lemmas above, each with its negative control.
 std::vector<LemmaWithControl> DevmemLemmas();

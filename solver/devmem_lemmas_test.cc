@@ -57,7 +57,7 @@ std::map<std::string, std::string> ExpectedFields(const std::string& lemma) {
     f["decoded.pfn"] = "0x";
   } else if (lemma == "LemmaDevicePageRefcountRule") {
     f = {{"op", ""}, {"before.refcount", ""}, {"after.refcount", ""}, {"page_free", ""}};
-  } else if (lemma == "LemmaInitialInvDevicePrivateNeverPresent") {
+  } else if (lemma == "LemmaInitialInvDevicePageNeverPresent") {
     f = {{"entry.pid", "0x"},
          {"entry.vpn", "0x"},
          {"initial.kind", "kPresent"},
@@ -128,11 +128,11 @@ TEST(DevmemLemmaRegistryTest, RegisteredWithTheirInvariants) {
       {"LemmaDevicePfnFitsSwapOffset", "InvDeviceRangePlacement"},
       {"LemmaV18PlacementCollides", ""},
       {"LemmaDevicePageRefcountRule", "InvPageFreeOncePerAllocation"},
-      {"LemmaInitialInvDevicePrivateNeverPresent", "InvDevicePrivateNeverPresent"},
-      {"LemmaForkPreservesInvDevicePrivateNeverPresent", "InvDevicePrivateNeverPresent"},
-      {"LemmaMunmapPreservesInvDevicePrivateNeverPresent", "InvDevicePrivateNeverPresent"},
-      {"LemmaMprotectPreservesInvDevicePrivateNeverPresent", "InvDevicePrivateNeverPresent"},
-      {"LemmaCpuFaultPreservesInvDevicePrivateNeverPresent", "InvDevicePrivateNeverPresent"}};
+      {"LemmaInitialInvDevicePageNeverPresent", "InvDevicePageNeverPresent"},
+      {"LemmaForkPreservesInvDevicePageNeverPresent", "InvDevicePageNeverPresent"},
+      {"LemmaMunmapPreservesInvDevicePageNeverPresent", "InvDevicePageNeverPresent"},
+      {"LemmaMprotectPreservesInvDevicePageNeverPresent", "InvDevicePageNeverPresent"},
+      {"LemmaCpuFaultPreservesInvDevicePageNeverPresent", "InvDevicePageNeverPresent"}};
   ASSERT_EQ(Entries().size(), invariant.size());
   for (const LemmaWithControl& e : Entries()) {
     ASSERT_EQ(invariant.count(e.lemma.name), 1u) << e.lemma.name;
@@ -152,11 +152,11 @@ TEST(DevmemLemmaRegistryTest, RegisteredWithTheirInvariants) {
 
 TEST(DevmemLemmaRegistryTest, InductiveLemmasNamedOpPreservesInv) {
   for (const char* op : {"Fork", "Munmap", "Mprotect", "CpuFault"}) {
-    const std::string name = std::string("Lemma") + op + "PreservesInvDevicePrivateNeverPresent";
-    EXPECT_EQ(Find(name).lemma.invariant, "InvDevicePrivateNeverPresent");
+    const std::string name = std::string("Lemma") + op + "PreservesInvDevicePageNeverPresent";
+    EXPECT_EQ(Find(name).lemma.invariant, "InvDevicePageNeverPresent");
   }
-  EXPECT_EQ(Find("LemmaInitialInvDevicePrivateNeverPresent").lemma.invariant,
-            "InvDevicePrivateNeverPresent");
+  EXPECT_EQ(Find("LemmaInitialInvDevicePageNeverPresent").lemma.invariant,
+            "InvDevicePageNeverPresent");
 }
 
 // ---- The witnesses and counterexamples, re-checked without Z3. ----

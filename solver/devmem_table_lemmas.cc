@@ -1,6 +1,6 @@
 // File: solver/devmem_table_lemmas.cc
 //
-// InvDevicePrivateNeverPresent as an inductive invariant of an abstract page
+// InvDevicePageNeverPresent as an inductive invariant of an abstract page
 // table, in hyperkernel's style: the initial tables satisfy it, and for each
 // operation Inv(before) && step(before, after) => Inv(after). The tables are
 // three arrays (kind, pfn, write) over key = pid ++ vpn; is_device is any
@@ -94,7 +94,7 @@ z3::expr InvAt(const PteWorld& w, const SymEntry& tables, const z3::expr& key) {
 }
 
 Named Inv(const PteWorld& w, const SymEntry& tables, const std::string& state) {
-  return {"InvDevicePrivateNeverPresent(" + state + ")", z3::forall(w.k, InvAt(w, tables, w.k))};
+  return {"InvDevicePageNeverPresent(" + state + ")", z3::forall(w.k, InvAt(w, tables, w.k))};
 }
 
 std::string RenderEntry(const std::string& name, const PteWorld& w, const SymEntry& tables,
@@ -123,7 +123,7 @@ LemmaResult PreservesInv(const std::string& name,
     const PteStep step = make(c, w);
     Goal g;
     g.hypotheses = Concat({Inv(w, w.before, "before")}, step.hypotheses);
-    g.claims = {{"InvDevicePrivateNeverPresent(after) at entry", InvAt(w, step.after, w.entry)}};
+    g.claims = {{"InvDevicePageNeverPresent(after) at entry", InvAt(w, step.after, w.entry)}};
     g.render = [w, step](const z3::model& m) {
       return step.render(m) + Line("entry.pid", Hex(U64(m, PidOf(w.entry)))) +
              Line("entry.vpn", Hex(U64(m, VpnOf(w.entry)))) +
@@ -159,8 +159,8 @@ VpnRange MakeVpnRange(z3::context& c, const std::string& op) {
 
 PteSteps PteSteps::Real() { return {"docs/devmem.md"}; }
 
-LemmaResult LemmaInitialInvDevicePrivateNeverPresent(const PteSteps& steps) {
-  return Prove("LemmaInitialInvDevicePrivateNeverPresent", [&](z3::context& c) {
+LemmaResult LemmaInitialInvDevicePageNeverPresent(const PteSteps& steps) {
+  return Prove("LemmaInitialInvDevicePageNeverPresent", [&](z3::context& c) {
     const PteWorld w = MakePteWorld(c);
     const z3::sort key = c.bv_sort(kWordBits);
     SymEntry init{z3::const_array(key, KindVal(c, EntryKind::kNone)),
@@ -173,7 +173,7 @@ LemmaResult LemmaInitialInvDevicePrivateNeverPresent(const PteSteps& steps) {
       init.pfn = z3::store(init.pfn, boot_key, boot_pfn);
       g.hypotheses = {{"is_device(boot.pfn)", w.is_device(boot_pfn)}};
     }
-    g.claims = {{"InvDevicePrivateNeverPresent(initial) at entry", InvAt(w, init, w.entry)}};
+    g.claims = {{"InvDevicePageNeverPresent(initial) at entry", InvAt(w, init, w.entry)}};
     g.render = [w, init](const z3::model& m) {
       return Line("entry.pid", Hex(U64(m, PidOf(w.entry)))) +
              Line("entry.vpn", Hex(U64(m, VpnOf(w.entry)))) +
@@ -183,8 +183,8 @@ LemmaResult LemmaInitialInvDevicePrivateNeverPresent(const PteSteps& steps) {
   });
 }
 
-LemmaResult LemmaForkPreservesInvDevicePrivateNeverPresent(const PteSteps& steps) {
-  return PreservesInv("LemmaForkPreservesInvDevicePrivateNeverPresent",
+LemmaResult LemmaForkPreservesInvDevicePageNeverPresent(const PteSteps& steps) {
+  return PreservesInv("LemmaForkPreservesInvDevicePageNeverPresent",
                       [&](z3::context& c, const PteWorld& w) {
     const z3::expr parent = c.bv_const("fork.parent", kPidBits);
     const z3::expr child = c.bv_const("fork.child", kPidBits);
@@ -212,8 +212,8 @@ LemmaResult LemmaForkPreservesInvDevicePrivateNeverPresent(const PteSteps& steps
   });
 }
 
-LemmaResult LemmaMunmapPreservesInvDevicePrivateNeverPresent(const PteSteps& steps) {
-  return PreservesInv("LemmaMunmapPreservesInvDevicePrivateNeverPresent",
+LemmaResult LemmaMunmapPreservesInvDevicePageNeverPresent(const PteSteps& steps) {
+  return PreservesInv("LemmaMunmapPreservesInvDevicePageNeverPresent",
                       [&](z3::context& c, const PteWorld& w) {
     const VpnRange range = MakeVpnRange(c, "munmap");
     const SymEntry old = At(w.before, w.k);
@@ -232,8 +232,8 @@ LemmaResult LemmaMunmapPreservesInvDevicePrivateNeverPresent(const PteSteps& ste
   });
 }
 
-LemmaResult LemmaMprotectPreservesInvDevicePrivateNeverPresent(const PteSteps& steps) {
-  return PreservesInv("LemmaMprotectPreservesInvDevicePrivateNeverPresent",
+LemmaResult LemmaMprotectPreservesInvDevicePageNeverPresent(const PteSteps& steps) {
+  return PreservesInv("LemmaMprotectPreservesInvDevicePageNeverPresent",
                       [&](z3::context& c, const PteWorld& w) {
     const VpnRange range = MakeVpnRange(c, "mprotect");
     const SymEntry old = At(w.before, w.k);
@@ -249,8 +249,8 @@ LemmaResult LemmaMprotectPreservesInvDevicePrivateNeverPresent(const PteSteps& s
   });
 }
 
-LemmaResult LemmaCpuFaultPreservesInvDevicePrivateNeverPresent(const PteSteps& steps) {
-  return PreservesInv("LemmaCpuFaultPreservesInvDevicePrivateNeverPresent",
+LemmaResult LemmaCpuFaultPreservesInvDevicePageNeverPresent(const PteSteps& steps) {
+  return PreservesInv("LemmaCpuFaultPreservesInvDevicePageNeverPresent",
                       [&](z3::context& c, const PteWorld& w) {
     const z3::expr pid = c.bv_const("fault.pid", kPidBits);
     const z3::expr vpn = c.bv_const("fault.vpn", kVpnBits);

@@ -415,7 +415,7 @@ std::vector<LemmaWithControl> PteLemmas() {
       Entry("LemmaDevicePrivateNeverPresent",
             "No device-private entry (read or write, any 64-bit offset) has bit kPteBitPresent "
             "set or decodes as present.",
-            "InvDevicePrivateNeverPresent", &LemmaDevicePrivateNeverPresent,
+            "InvDevicePageNeverPresent", &LemmaDevicePrivateNeverPresent,
             Broken("device-private entries set kPtePresent",
                    [](PteLayout& l) { l.device_private_extra = impl::kPtePresent; })),
   };

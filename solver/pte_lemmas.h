@@ -93,7 +93,7 @@ LemmaResult LemmaPteRoundTripDeviceExclusive(const PteLayout& layout);
 // as present; only the none entry encodes as (or decodes as) none.
 LemmaResult LemmaPteKindsDisjoint(const PteLayout& layout);
 // No device-private entry, for any 64-bit offset, has bit 0 set or decodes as
-// present. Invariant InvDevicePrivateNeverPresent.
+// present. Invariant InvDevicePageNeverPresent.
 LemmaResult LemmaDevicePrivateNeverPresent(const PteLayout& layout);
 
 // The registry entries of the lemmas above, each with its negative control.

@@ -76,7 +76,7 @@ TEST(LemmaRegistryTest, ControlsPairWithLemmas) {
 TEST(LemmaRegistryTest, DevicePrivateNeverPresentNamesItsInvariant) {
   for (const Lemma& lemma : AllLemmas()) {
     if (lemma.name == "LemmaDevicePrivateNeverPresent") {
-      EXPECT_EQ(lemma.invariant, "InvDevicePrivateNeverPresent");
+      EXPECT_EQ(lemma.invariant, "InvDevicePageNeverPresent");
       return;
     }
   }
