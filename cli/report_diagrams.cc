@@ -139,23 +139,23 @@ std::string MirrorProtocolDot() {
 )dot";
 }
 
-// The phases of migrate_vma() as the kernel runs them (research §1.c); hmmref
-// models them in the migration issue, so the figure says what is still to come.
+// The phases of migrate_vma() as hmmref runs them (docs/migrate.md;
+// model/migrate.cc Kernel::MigrateVma, impl/migrate.cc).
 std::string MigrationPhasesDot() {
   return R"dot(digraph migrate_vma {
   rankdir=LR;
   node [shape=box, style="rounded,filled", fillcolor="#f3f5f7", fontname="sans-serif"];
   edge [fontname="sans-serif", fontsize=10];
-  collect [label="1 collect\n(inside invalidate_range_start/end:\nmirrors drop their mappings)"];
-  lock [label="2 lock\n(trylock_page; v18: lock_page)"];
-  unmap [label="3 unmap\n(migration entries replace PTEs)"];
-  pin [label="4 pin check\n(extra reference: restore, skip)"];
-  copy [label="5 alloc_and_copy\n(driver: copy engine)", fillcolor="#e7f0ff"];
-  move [label="6 move struct page\n(mapping, index, mapcount)"];
-  fin [label="7 finalize_and_map\n(driver)", fillcolor="#e7f0ff"];
-  remove [label="8 remove migration entries\n(old or new page, same permission)"];
-  collect -> lock -> unmap -> pin -> copy -> move -> fin -> remove;
-  pin -> remove [style=dashed, label="page not migrated"];
+  guards [label="0 guards\n(kSrch; kInval: unaligned, empty,\nnot inside one VMA, nothing selected)"];
+  collect [label="1 collect (MMU_NOTIFY_MIGRATE bracket:\nother devices' mirrors drop entries)\nsystem page, device page of owner,\nempty slot; trylock; migration entry"];
+  unmap [label="2 unmap + pin check\n(other mappings -> migration entries;\npinned system page: restore, skip)"];
+  copy [label="3 alloc_and_copy\n(driver: copy engine)", fillcolor="#e7f0ff"];
+  pages [label="4 pages\n(no dst, shmem -> device: skip;\nempty slot: insert)"];
+  owner [label="owner device's mirrors\ninvalidated where entries change", fillcolor="#fff1dc"];
+  fin [label="5 finalize_and_map\n(driver maps what moved)", fillcolor="#e7f0ff"];
+  remove [label="6 finalize\n(every migration entry -> new or old page,\nsame write bit; page_free once)", fillcolor="#e8f6ea"];
+  guards -> collect -> unmap -> copy -> pages -> owner -> fin -> remove;
+  unmap -> remove [style=dashed, label="page not migrated"];
 }
 )dot";
 }
@@ -177,9 +177,10 @@ std::vector<Block> DiagramBlocks(const DotRenderer& dot) {
              "(mm/hmm.c hmm_vma_get_pfns(), hmm_vma_range_done(), hmm_invalidate_range()): "
              "InvValidRangeMatchesCpu makes every commit preserve InvMirrorSubsetOfCpu.",
              MirrorProtocolDot(), dot, &blocks);
-  AddDiagram("Migration phases (not modeled yet)",
-             "The phases of mm/migrate.c migrate_vma() that the migration issue models; "
-             "each page fails or moves on its own, and no migration entry survives the call.",
+  AddDiagram("Migration phases",
+             "MigrateVma (mm/migrate.c migrate_vma(), 6.1 mm/migrate_device.c): each page "
+             "fails or moves on its own, keeps its write bit, and no migration entry "
+             "survives the call (InvMigrationPerPageAtomic, InvNoMigrationEntry).",
              MigrationPhasesDot(), dot, &blocks);
   return blocks;
 }
@@ -208,7 +209,11 @@ std::string LaneOf(props::OpKind kind) {
     case OpKind::kCommit:
     case OpKind::kDread:
     case OpKind::kDwrite:
-    case OpKind::kSnapshot: return "device";
+    case OpKind::kSnapshot:
+    case OpKind::kMigrateToDev:
+    case OpKind::kMigrateToSys:
+    case OpKind::kRelease:
+    case OpKind::kDflags: return "device";
     default: return "mm";
   }
 }

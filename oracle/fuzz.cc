@@ -34,22 +34,34 @@ bool KernelExposed(OpKind kind) {
     case OpKind::kUnmirror:
     case OpKind::kDread:
     case OpKind::kDwrite:
-    case OpKind::kSnapshot: return true;
+    case OpKind::kSnapshot:
+    case OpKind::kMigrateToDev:
+    case OpKind::kMigrateToSys:
+    case OpKind::kRelease: return true;
     default: return false;
   }
 }
 
 namespace {
 
-// The rapidcheck generator of `suite` (nullptr-free: false for an unknown one).
+// `body` after the fixed `prologue`.
+rc::Gen<std::vector<Op>> After(std::vector<Op> prologue, rc::Gen<std::vector<Op>> body) {
+  return rc::gen::map(std::move(body), [prologue](std::vector<Op> ops) {
+    std::vector<Op> all = prologue;
+    all.insert(all.end(), ops.begin(), ops.end());
+    return all;
+  });
+}
+
+// The rapidcheck generator of `suite` (false for an unknown one).
 bool SuiteGen(const std::string& suite, uint64_t max_steps, rc::Gen<std::vector<Op>>* gen) {
   Config config;  // the guest's machine: the default profile and placement
   if (suite == "mirror") {
-    *gen = rc::gen::map(props::GenMirrorTrace(config, max_steps), [config](std::vector<Op> ops) {
-      std::vector<Op> all = props::MirrorPrologue(config);
-      all.insert(all.end(), ops.begin(), ops.end());
-      return all;
-    });
+    *gen = After(props::MirrorPrologue(config), props::GenMirrorTrace(config, max_steps));
+    return true;
+  }
+  if (suite == "migrate") {
+    *gen = After(props::MigratePrologue(config), props::GenMigrateTrace(config, max_steps));
     return true;
   }
   return false;
@@ -61,7 +73,7 @@ bool GenKernelTrace(const std::string& suite, uint64_t seed, uint64_t index,
                     uint64_t max_steps, std::vector<Op>* ops, std::string* error) {
   rc::Gen<std::vector<Op>> gen = rc::gen::just(std::vector<Op>());
   if (!SuiteGen(suite, max_steps, &gen)) {
-    *error = "unknown suite '" + suite + "' (mirror)";
+    *error = "unknown suite '" + suite + "' (mirror, migrate)";
     return false;
   }
   // One stream per (seed, index); sizes cycle through rapidcheck's range so

@@ -25,7 +25,7 @@ Flags:
   --traces N   traces to draw (default 100)
   --seed S     the seed (default 1); the same seed draws the same traces
   --steps M    the most steps a trace draws (default 40)
-  --suite NAME the generators: mirror (default mirror)
+  --suite NAME the generators: mirror or migrate (default mirror)
   --batch B    traces per boot (default 500)
   --shrink K   shrink at most K differing traces (default 3; 0: none)
   --out DIR    where the traces, logs and regressions go (default: a new

@@ -35,7 +35,7 @@ std::string Numbered(const std::string& dir, const std::string& stem, uint64_t i
 
 }  // namespace
 
-// gen: --traces N traces of --suite (mirror) with --steps M, seed --seed S,
+// gen: --traces N traces of --suite (mirror, migrate) with --steps M, seed --seed S,
 // written to DIR/fuzz-S-IIIII.hmm; one line per trace on stdout.
 int OracleGen(const OracleGenOptions& o, Io& io) {
   for (uint64_t i = 0; i < o.traces; ++i) {

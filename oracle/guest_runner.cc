@@ -153,7 +153,8 @@ class Worker {
     if (v == "write") return Write(arg(1), w.size() > 2 ? w[2] : "");
     if (v == "mirror") return Mirror(arg(1), arg(2));
     if (v == "unmirror") return Unmirror(arg(1));
-    if (v == "dread" || v == "dwrite" || v == "snapshot") {
+    if (v == "dread" || v == "dwrite" || v == "snapshot" || v == "migrate_to_dev" ||
+        v == "migrate_to_sys" || v == "release") {
       return Ioctl(v, arg(1), arg(2), arg(3), w.size() > 4 ? w[4] : "");
     }
     return "err ENOSYS";
@@ -216,6 +217,7 @@ class Worker {
     auto it = mirrors_.find(id);
     if (it == mirrors_.end()) return "err EBADF";
     const bool snapshot = verb == "snapshot";
+    const bool no_data = verb == "dwrite" || verb == "migrate_to_sys" || verb == "release";
     uint64_t bytes = snapshot ? npages : npages * kPage;
     if (npages != 0 && bytes / npages != (snapshot ? 1 : kPage)) bytes = ~uint64_t{0};
     Buffer buf(bytes);
@@ -228,13 +230,17 @@ class Worker {
     cmd.addr = addr;
     cmd.ptr = reinterpret_cast<uint64_t>(buf.p);
     cmd.npages = npages;
-    unsigned long request = verb == "dread"    ? HMM_DMIRROR_READ
-                            : verb == "dwrite" ? HMM_DMIRROR_WRITE
-                                               : HMM_DMIRROR_SNAPSHOT;
-    if (ioctl(it->second, request, &cmd) != 0) return Err(errno);
+    static const std::map<std::string, unsigned long> kRequests = {
+        {"dread", HMM_DMIRROR_READ},
+        {"dwrite", HMM_DMIRROR_WRITE},
+        {"snapshot", HMM_DMIRROR_SNAPSHOT},
+        {"migrate_to_dev", HMM_DMIRROR_MIGRATE_TO_DEV},
+        {"migrate_to_sys", HMM_DMIRROR_MIGRATE_TO_SYS},
+        {"release", HMM_DMIRROR_RELEASE}};
+    if (ioctl(it->second, kRequests.at(verb), &cmd) != 0) return Err(errno);
     std::string out = "ok cpages=" + std::to_string(cmd.cpages);
     if (!snapshot) out += " faults=" + std::to_string(cmd.faults);
-    if (verb != "dwrite") out += " data=" + EncodeData(buf.p, std::min<uint64_t>(bytes, buf.n));
+    if (!no_data) out += " data=" + EncodeData(buf.p, std::min<uint64_t>(bytes, buf.n));
     return out;
   }
 

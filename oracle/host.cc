@@ -141,7 +141,9 @@ struct Lowering {
     }
     // Lines addressed to a mirror go to the process that opened it.
     const bool mirror_line = op.kind == OpKind::kUnmirror || op.kind == OpKind::kDread ||
-                             op.kind == OpKind::kDwrite || op.kind == OpKind::kSnapshot;
+                             op.kind == OpKind::kDwrite || op.kind == OpKind::kSnapshot ||
+                             op.kind == OpKind::kMigrateToDev ||
+                             op.kind == OpKind::kMigrateToSys || op.kind == OpKind::kRelease;
     uint64_t pid = op.pid;
     if (mirror_line) {
       auto it = mirrors.find(op.mirror);
@@ -232,9 +234,13 @@ struct Lowering {
         return emit("unmirror " + std::to_string(op.mirror));
       case OpKind::kDread:
       case OpKind::kSnapshot:
+      case OpKind::kMigrateToDev:
+      case OpKind::kMigrateToSys:
         if (!range(op.addr, op.len > (kUserTop >> 12) ? kUserTop : op.len << 12)) return;
-        return emit(std::string(op.kind == OpKind::kDread ? "dread " : "snapshot ") +
-                    std::to_string(op.mirror) + " " + Hex(op.addr) + " " + std::to_string(op.len));
+        return emit(props::OpName(op.kind) + " " + std::to_string(op.mirror) + " " +
+                    Hex(op.addr) + " " + std::to_string(op.len));
+      case OpKind::kRelease:  // the ioctl checks addr and npages: any page, one
+        return emit("release " + std::to_string(op.mirror) + " " + Hex(kTraceLow) + " 1");
       case OpKind::kDwrite:
         if (op.data.size() % 4096 != 0) {
           return unsupported("DATA is not whole pages; the ioctl takes a page count");
@@ -280,10 +286,12 @@ std::string ModelErr(Errno e) {
 
 bool HasValue(OpKind k) { return k == OpKind::kMmap || k == OpKind::kMremap; }
 bool HasCounts(OpKind k) {
-  return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot;
+  return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
+         k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
 }
 bool HasData(OpKind k) {
-  return k == OpKind::kRead || k == OpKind::kDread || k == OpKind::kSnapshot;
+  return k == OpKind::kRead || k == OpKind::kDread || k == OpKind::kSnapshot ||
+         k == OpKind::kMigrateToDev;
 }
 
 // The model's result in the kernel's terms, for display.
@@ -444,6 +452,17 @@ std::map<std::string, KernelTrace> ParseResults(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// Whether *known lists a kernel crash at this line.
+bool KnownCrash(const std::map<int, KnownLine>* known, int line) {
+  if (known == nullptr) return false;
+  auto it = known->find(line);
+  return it != known->end() && it->second.kind == "crash";
+}
+
+}  // namespace
+
 void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
                   std::map<int, KnownLine>* known, std::ostream& out, CompareTally* tally) {
   int tainted_at = 0;  // the first state-changing unsupported line
@@ -465,6 +484,14 @@ void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
       continue;
     }
     auto it = kernel.results.find(l.op.line);
+    if (it == kernel.results.end() && !kernel.finished && KnownCrash(known, l.op.line)) {
+      KnownLine& k = known->at(l.op.line);
+      k.compared = k.matched = true;
+      ++tally->known;
+      ++tally->known_crashes;
+      out << at << "known " << k.id << "     " << text << "  (the kernel crashed here; the rest of the trace is not run)\n";
+      break;
+    }
     if (it == kernel.results.end()) {
       ++tally->missing;
       out << at << "NO RESULT    " << text << "  (model: " << ShowModel(l.op, l.model) << ")\n";

@@ -74,13 +74,15 @@ struct CompareTally {
   size_t not_run = 0;
   size_t missing = 0;   // kRun lines without a kernel result
   size_t warnings = 0;  // kernel log lines
+  size_t known_crashes = 0;  // traces that stopped at a known kernel crash (kind "crash")
   std::vector<int> unexplained;  // the trace lines counted in differences
 };
 
 // A known divergence (oracle/known_divergences.txt) at one line of a trace.
 struct KnownLine {
   std::string id;        // "D5"
-  std::string kind;      // what differs ("errno", "faults", "data"...); "" for anything
+  std::string kind;      // what differs ("errno", "faults", "data"...; "crash": the
+                         // guest stopped at this line); "" for anything
   int source_line = 0;   // its line in the known-divergences file
   bool compared = false;  // set by CompareTrace when the kernel's result is there
   bool matched = false;   // set by CompareTrace when the line differs as described

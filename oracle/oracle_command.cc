@@ -119,10 +119,10 @@ std::string CheckEntry(const std::vector<std::string>& w, KnownEntry* e) {
   if (!id_ok) return "'" + w[0] + "' is not a divergence id (D1, D2, ...)";
   if (w[1][0] == '/') return "the trace path '" + w[1] + "' must be relative to the repository";
   if (!ParseLineNumber(w[2], &e->line)) return "'" + w[2] + "' is not a line number";
-  static const char* const kKinds[] = {"errno", "address", "cpages", "faults", "data"};
+  static const char* const kKinds[] = {"errno", "address", "cpages", "faults", "data", "crash"};
   bool kind_ok = w.size() == 3;
   for (const char* k : kKinds) kind_ok = kind_ok || w[3] == k;
-  if (!kind_ok) return "unknown kind '" + w[3] + "' (errno, address, cpages, faults or data)";
+  if (!kind_ok) return "unknown kind '" + w[3] + "' (errno, address, cpages, faults, data or crash)";
   e->known.id = w[0];
   e->path = std::filesystem::path(w[1]).lexically_normal().string();
   e->known.kind = w.size() == 4 ? w[3] : "";
@@ -181,6 +181,7 @@ void Add(const oracle::CompareTally& t, oracle::CompareTally* total) {
   total->not_run += t.not_run;
   total->missing += t.missing;
   total->warnings += t.warnings;
+  total->known_crashes += t.known_crashes;
 }
 
 // Compares one trace, printing its header and lines; adds to *total and
@@ -214,7 +215,7 @@ bool CompareOne(const std::string& file, const std::vector<props::Op>& ops, size
   io.out << "\n" << lines.str();
   for (int line : t.unexplained) unexplained->push_back(file + ":" + std::to_string(line));
   Add(t, total);
-  return k.finished;
+  return k.finished || t.known_crashes > 0;
 }
 
 // The entries whose trace ran to its end and whose line did not differ as
