@@ -12,6 +12,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "cli/output.h"
@@ -141,6 +142,23 @@ Results Collect(const Options& o, std::vector<TraceRun> traces, Io& io) {
   return r;
 }
 
+bool LoadOracle(const Options& o, OracleAgreement* out, std::string* error) {
+  if (o.oracle_log.empty()) return true;
+  std::ifstream in(o.oracle_log);
+  if (!in) {
+    *error = o.oracle_log + ": cannot be read";
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!ParseOracleRun(text.str(), out, error)) {
+    *error = o.oracle_log + ": " + *error;
+    return false;
+  }
+  out->source = o.oracle_log;
+  return true;
+}
+
 int WriteReport(const Options& o, Io& io) {
   std::string error;
   if (!CheckWritable(o.out_dir, &error)) {
@@ -152,7 +170,13 @@ int WriteReport(const Options& o, Io& io) {
     io.err << "hmmref: " << error << "\n";
     return kExitUsage;
   }
+  OracleAgreement oracle;
+  if (!LoadOracle(o, &oracle, &error)) {
+    io.err << "hmmref: " << error << "\n";
+    return kExitUsage;
+  }
   Results results = Collect(o, std::move(traces), io);
+  results.oracle = std::move(oracle);
   Document doc = BuildDocument(o, results);
   const fs::path html = fs::path(o.out_dir) / "index.html";
   const fs::path md = fs::path(o.out_dir) / "report.md";

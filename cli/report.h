@@ -12,7 +12,8 @@
 //   5. the page life cycle and the CPU-fault path (Graphviz when `dot` is on
 //      PATH, else the DOT source);
 //   6. each counterexample, regression, --trace file and scenario as a
-//      sequence diagram in lanes CPU, mm and device.
+//      sequence diagram in lanes CPU, mm and device;
+//   7. with --oracle FILE, the agreement with Linux 6.1 (cli/report_oracle.h).
 // docs/report.md describes the page.
 
 #ifndef HMMREF_CLI_REPORT_H_
@@ -26,6 +27,7 @@
 #include "cli/commands.h"
 #include "cli/report_diagrams.h"
 #include "cli/report_doc.h"
+#include "cli/report_oracle.h"
 #include "props/op.h"
 #include "props/runner.h"
 #include "props/suite.h"
@@ -40,6 +42,7 @@ struct Options {
   uint64_t max_steps = props::SuiteOptions().max_steps;
   bool quiet = false;
   std::vector<std::string> traces;  // --trace FILE, in order
+  std::string oracle_log;  // --oracle FILE: a saved `hmmref oracle run` output, or ""
   // Where the stored traces are looked for, relative to the working directory;
   // a folder that does not exist contributes nothing.
   std::string regressions_dir = "props/regressions";
@@ -66,6 +69,7 @@ struct Results {
   std::vector<props::SuiteResult> suites;
   std::vector<solver::LemmaResult> lemmas;
   std::vector<TraceRun> traces;
+  OracleAgreement oracle;  // empty source: no --oracle
 };
 
 // Parses every --trace file, then the stored traces (counterexamples,
@@ -73,6 +77,10 @@ struct Results {
 // that cannot be read or parsed is an error: false, *error "FILE:LINE: msg".
 // A stored one that cannot be parsed is kept with its `error`.
 bool LoadTraces(const Options& options, std::vector<TraceRun>* traces, std::string* error);
+
+// Reads and parses options.oracle_log into *out ("" leaves it empty). False,
+// *error "FILE: message", when it cannot be read or is no oracle output.
+bool LoadOracle(const Options& options, OracleAgreement* out, std::string* error);
 
 // Runs the suites and the lemmas and replays `traces` (and each failing
 // suite's counterexample), with a progress line on io.err when it is a

@@ -28,14 +28,18 @@ constexpr CommandHelp kHelp = {
     "the page life cycle and the CPU-fault path (drawn by Graphviz 'dot' when it\n"
     "is on PATH, else shown as DOT source); and every counterexample (hmmref-out/),\n"
     "regression (props/regressions/), --trace file and scenario (scenarios/,\n"
-    "collapsed) as a sequence diagram in lanes CPU, mm and device.\n"
+    "collapsed) as a sequence diagram in lanes CPU, mm and device; with --oracle,\n"
+    "the agreement with Linux 6.1 (lines compared, differences by kind and by\n"
+    "documented divergence, per trace) from a saved 'hmmref oracle run' output.\n"
     "\n"
     "The exit status is 0 once the report is written, even when a suite or a\n"
     "lemma failed (the verdict is in the report). On a terminal, a progress line\n"
     "on stderr names the suite, lemma or trace being worked on.\n",
     "  hmmref report --out /tmp/review\n"
     "  hmmref report --out review --runs 2000 --seed 7\n"
-    "  hmmref report --out review --trace hmmref-out/cpu-seed7.hmm --quiet\n",
+    "  hmmref report --out review --trace hmmref-out/cpu-seed7.hmm --quiet\n"
+    "  ./hmmref oracle run scenarios/*.hmm oracle/traces/*.hmm > oracle.txt\n"
+    "  hmmref report --out review --oracle oracle.txt\n",
 };
 
 }  // namespace
@@ -54,6 +58,8 @@ int ReportCommand(const std::vector<std::string>& args, Io& io) {
                  return true;
                },
                "also draw this .hmm trace (repeatable)");
+  flags.String("oracle", "FILE", &o.oracle_log,
+               "add the agreement with Linux 6.1 from a saved 'hmmref oracle run' output");
   int status = ParseOrExit(kHelp, flags, args, /*max_positional=*/0, io);
   if (status >= 0) return status;
   if (o.out_dir.empty()) return Usage("report", "--out DIR is required", io);

@@ -175,6 +175,7 @@ Document BuildDocument(const Options& o, const Results& r) {
   diagrams.blocks = DiagramBlocks(o.dot);
   doc.sections.push_back(std::move(diagrams));
   doc.sections.push_back(TraceSection(r));
+  doc.sections.push_back(OracleSection(r.oracle));
   return doc;
 }
 

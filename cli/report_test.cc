@@ -74,10 +74,11 @@ int ReportTest::status_ = -1;
 std::string ReportTest::html_, ReportTest::md_;
 
 const char* const kSectionIds[] = {"summary", "traceability", "lemmas",
-                                   "suites", "diagrams", "traces"};
+                                   "suites", "diagrams", "traces", "oracle"};
 const char* const kSectionTitles[] = {"Summary", "Invariant traceability matrix",
                                       "Lemmas", "Property suites",
-                                      "Diagrams", "Traces as sequence diagrams"};
+                                      "Diagrams", "Traces as sequence diagrams",
+                                      "Agreement with Linux 6.1"};
 
 TEST_F(ReportTest, WritesBothFiles) {
   EXPECT_EQ(status_, kExitOk);
@@ -196,6 +197,15 @@ TEST(ReportErrors, BadTraceFileIsExitTwo) {
   EXPECT_EQ(Generate(o, &html, &md, &err), kExitUsage);
   EXPECT_EQ(Occurrences(err, "\n"), 1u) << err;
   EXPECT_NE(err.find("missing.hmm"), std::string::npos) << err;
+}
+
+TEST(ReportErrors, OracleFileThatIsNoOracleOutputIsExitTwo) {
+  Options o = SmallRun("bad-oracle", NoDot());
+  o.oracle_log = TempDir("not-oracle.txt");
+  std::ofstream(o.oracle_log) << "hello\n";
+  std::string html, md, err;
+  EXPECT_EQ(Generate(o, &html, &md, &err), kExitUsage);
+  EXPECT_NE(err.find("not-oracle.txt: no 'FILE: N compared"), std::string::npos) << err;
 }
 
 }  // namespace
