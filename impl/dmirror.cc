@@ -10,17 +10,21 @@
 // The device page table holds no page reference; a copy reads or writes the
 // target under its page lock, tried (RAM, or a device page's, with its
 // region's lock around the contents), and backs off while a migration holds it.
+// With a device-access observer installed, every page copied is checked
+// against the CPU's entry (device_access.cc). The update lock is taken at a
+// yield point in each of the driver's paths, and the copy's back-off and the
+// walks' wait for an invalidation are scheduler-aware waits (impl/sched.h).
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 #include <vector>
 
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 
@@ -101,6 +105,9 @@ uint64_t DmirrorDoCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, 
       *busy = true;
       break;
     }
+    if (ks.has_access_observer.load(std::memory_order_relaxed)) {
+      CheckDeviceAccess(ks, m, vpn, e, write);
+    }
   }
   return n;
 }
@@ -114,11 +121,12 @@ uint64_t DmirrorCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, ui
   for (;;) {
     bool busy = false;
     {
-      std::lock_guard<std::mutex> update(m.update_lock);
+      sched::LockAt("dmirror_copy_lock", m.update_lock);
+      std::lock_guard<std::mutex> update(m.update_lock, std::adopt_lock);
       n += DmirrorDoCopy(ks, m, from + n, end, buf + n * kPageSize, write, &busy);
     }
     if (!busy) return n;
-    std::this_thread::yield();  // the migration holding the page ends, then retry
+    sched::SpinYield("dmirror_copy_busy");  // the migration holding the page ends, then retry
   }
 }
 
@@ -153,8 +161,9 @@ Errno DmirrorRangeFault(KernelState& ks, Mirror& m, uint64_t start, uint64_t end
   for (;;) {
     HmmRange range(nullptr, start, end, /*internal=*/true);
     Errno err;
+    HmmWaitInvalidations(*m.hmm, start, end);  // mmu_interval_read_begin()
     {
-      std::shared_lock<std::shared_mutex> mmap_lock(m.proc->mmap_lock);
+      std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(*m.proc);
       // Did the process exit meanwhile? (mmget_not_zero())
       if (m.proc->exited) return Errno::kInval;
       {
@@ -163,7 +172,9 @@ Errno DmirrorRangeFault(KernelState& ks, Mirror& m, uint64_t start, uint64_t end
       }
       err = HmmRangeFaultWalk(ks, *m.proc, m.pid, start, end, mode, pfns.data(), nullptr);
     }
-    std::lock_guard<std::mutex> update(m.update_lock);
+    // Between the walk and its validation.
+    sched::LockAt("dmirror_fault_lock", m.update_lock);
+    std::lock_guard<std::mutex> update(m.update_lock, std::adopt_lock);
     const bool valid = HmmRangeUnlinkInternal(*m.hmm, &range);
     if (err != Errno::kOk) return err;
     // Was the chunk invalidated since its walk began?
@@ -188,7 +199,7 @@ Errno DmirrorCheck(const Mirror& m, uint64_t addr, uint64_t npages, bool bounce_
   if (BadPageRange(addr, npages)) return Errno::kInval;
   // Does it fit the bounce buffer?
   if (bounce_limit && npages > kMaxDmirrorPages) return Errno::kNoMem;
-  std::shared_lock<std::shared_mutex> mmap_lock(m.proc->mmap_lock);
+  std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(*m.proc);
   // Is the process alive? (mmget_not_zero())
   if (m.proc->exited) return Errno::kInval;
   return Errno::kOk;
@@ -225,7 +236,8 @@ Result<bool> Kernel::DmirrorCommit(uint64_t range) {
   // Is the range open?
   if (r == nullptr) return Errno::kNoEnt;
   Mirror& m = *r->mirror;
-  std::lock_guard<std::mutex> update(m.update_lock);
+  sched::LockAt("dmirror_commit_lock", m.update_lock);
+  std::lock_guard<std::mutex> update(m.update_lock, std::adopt_lock);
   Result<bool> valid = HmmRangeDone(*st_, range);
   // Was it done meanwhile? Was it invalidated?
   if (!valid.ok() || !valid.value) return valid;
@@ -289,8 +301,9 @@ Result<DmirrorResult> Kernel::DmirrorSnapshot(uint64_t mirror, uint64_t addr, ui
   // Loop invariant: nothing changed; res.data is overwritten by each round.
   for (;;) {
     HmmRange range(nullptr, start, start + npages, /*internal=*/true);
+    HmmWaitInvalidations(*m->hmm, start, start + npages);  // mmu_interval_read_begin()
     {
-      std::shared_lock<std::shared_mutex> mmap_lock(m->proc->mmap_lock);
+      std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(*m->proc);
       // Did the process exit meanwhile?
       if (m->proc->exited) return Errno::kInval;
       {
@@ -299,6 +312,7 @@ Result<DmirrorResult> Kernel::DmirrorSnapshot(uint64_t mirror, uint64_t addr, ui
       }
       DmirrorSnapshotWalk(*st_, *m->proc, start, start + npages, m->device, res.data.data());
     }
+    sched::YieldPoint("snapshot_walked");  // between the walk and its validation
     // Did no invalidation hit it? (mmu_interval_read_retry())
     if (HmmRangeUnlinkInternal(*m->hmm, &range)) return res;
   }

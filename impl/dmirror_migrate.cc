@@ -20,6 +20,7 @@
 #include "impl/migrate.h"
 #include "impl/migrate_internal.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -130,7 +131,8 @@ void DmirrorMigrator::AllocAndCopyToDev(MigrateVmaArgs& a) {
 
 // Mirrors: 6.1 lib/test_hmm.c dmirror_migrate_finalize_and_map().
 void DmirrorMigrator::FinalizeAndMapToDev(const MigrateVmaArgs& a) {
-  std::lock_guard<std::mutex> update(m_.update_lock);
+  sched::LockAt("dmirror_migrate_map_lock", m_.update_lock);
+  std::lock_guard<std::mutex> update(m_.update_lock, std::adopt_lock);
   for (size_t i = 0; i < a.src.size(); ++i) {
     if (!(a.src[i] & kMigratePfnMigrate) || !(a.dst[i] & kMigratePfnValid)) continue;
     const bool write = a.dst[i] & kMigratePfnWrite;
@@ -156,7 +158,8 @@ void DmirrorMigrator::AllocAndCopyToSys(MigrateVmaArgs& a) {
     a.dst[i] = d | (s & kMigratePfnWrite);
   }
   if (!erase_.empty()) {
-    std::lock_guard<std::mutex> update(m_.update_lock);
+    sched::LockAt("dmirror_migrate_erase_lock", m_.update_lock);
+    std::lock_guard<std::mutex> update(m_.update_lock, std::adopt_lock);
     for (uint64_t vpn : erase_) {
       if (pte_t* e = m_.pt.Lookup(vpn)) *e = 0;  // xa_erase()
     }
@@ -190,7 +193,7 @@ Result<uint64_t> RunMigrateIoctl(KernelState& ks, const MigrateIoctl& io,
   if (*m == nullptr) return Errno::kNoEnt;
   Errno err = DmirrorCheck(**m, io.addr, io.npages, io.bounce_limit);
   if (err != Errno::kOk) return err;
-  std::shared_lock<std::shared_mutex> mmap_lock((*m)->proc->mmap_lock);
+  std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(*(*m)->proc);
   // Did the process exit since the guards? (mmget_not_zero())
   if ((*m)->proc->exited) return Errno::kInval;
   DmirrorMigrator migrator(ks, **m, io.to_device);

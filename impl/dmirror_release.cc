@@ -16,6 +16,7 @@
 #include "impl/kernel_state.h"
 #include "impl/migrate.h"
 #include "impl/migrate_internal.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -90,10 +91,14 @@ void EvictBatch(KernelState& ks, const uint64_t* pfns, uint64_t n, bool* no_memo
   c.dst = dst.data();
   c.slots.assign(n, 0);
   CollectDevicePfns(c, pfns);
+  sched::YieldPoint("migrate_collected");
   UnmapOthers(c);
   CheckPinsAndRestore(c);
+  sched::YieldPoint("migrate_unmapped");
   EvictAllocAndCopy(c, no_memory);
+  sched::YieldPoint("migrate_copied");
   MigratePages(c);
+  sched::YieldPoint("migrate_finalize");
   Finalize(c);
 }
 

@@ -15,13 +15,13 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 
 #include "impl/defects.h"
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/migrate_internal.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -225,10 +225,12 @@ bool MigrationInFlight(const KernelState& ks, pte_t e) {
 // REQUIRES: mmap_lock (read); no ptl.
 bool WaitMigrationEntry(const KernelState& ks, Process& p, uint64_t addr, pte_t orig) {
   for (;;) {
-    std::this_thread::yield();
-    std::lock_guard<std::mutex> ptl(p.ptl);
-    if (p.pgtable.Get(AddrVpn(addr)) != orig) return true;
-    if (!MigrationInFlight(ks, orig)) return false;
+    {
+      std::lock_guard<std::mutex> ptl(p.ptl);
+      if (p.pgtable.Get(AddrVpn(addr)) != orig) return true;
+      if (!MigrationInFlight(ks, orig)) return false;
+    }
+    sched::SpinYield("migration_entry_wait");
   }
 }
 

@@ -13,13 +13,13 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 #include <vector>
 
 #include "impl/defects.h"
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -191,8 +191,9 @@ bool TryCopy(KernelState& ks, Process& parent, Process& child, PinnedCopies* cop
 }
 
 // Mirrors: kernel/fork.c dup_mmap()'s copy loop, once TryCopy can run: until
-// then the ptls are dropped and the wait retried, more copies allocated as
-// needed. kNoMem (nothing copied) when RAM runs out for them.
+// then the ptls are dropped and the wait retried (another thread's
+// migration must end first), more copies allocated as needed (and tried at
+// once). kNoMem (nothing copied) when RAM runs out for them.
 Errno CopyWhenStable(KernelState& ks, Process& parent, Process& child, PinnedCopies* copies) {
   for (;;) {
     uint64_t need = 0;
@@ -201,8 +202,11 @@ Errno CopyWhenStable(KernelState& ks, Process& parent, Process& child, PinnedCop
       std::lock_guard<std::mutex> child_ptl(child.ptl);
       if (TryCopy(ks, parent, child, copies, &need)) return Errno::kOk;
     }
-    if (need > 0 && !AllocCopies(ks, need, copies)) return Errno::kNoMem;
-    std::this_thread::yield();
+    if (need == 0) {
+      sched::SpinYield("fork_wait_migration");
+    } else if (!AllocCopies(ks, need, copies)) {
+      return Errno::kNoMem;
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 
@@ -81,6 +82,20 @@ bool HmmRangeUnlinkInternal(Hmm& hmm, HmmRange* r) {
   return UnlinkLocked(hmm, r);
 }
 
+void HmmWaitInvalidations(Hmm& hmm, uint64_t start, uint64_t end) {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(hmm.lock);
+      // Does an invalidation still run over [start, end)?
+      if (std::none_of(hmm.active.begin(), hmm.active.end(),
+                       [&](const auto& a) { return a.first < end && start < a.second; })) {
+        return;
+      }
+    }
+    sched::SpinYield("interval_read_begin");
+  }
+}
+
 std::shared_ptr<HmmRange> FindRange(const KernelState& ks, uint64_t id) {
   std::lock_guard<std::mutex> tables(ks.mirrors_lock);
   auto it = ks.ranges.find(id);
@@ -128,7 +143,8 @@ Result<uint64_t> Kernel::HmmMirrorRegister(DeviceId device, Pid pid) {
     std::lock_guard<std::mutex> ptl(p->ptl);
     p->hmm = std::move(hmm);
   }
-  std::unique_lock<std::shared_mutex> sem(p->hmm->mirrors_sem);
+  sched::LockAt("mirrors_sem_write", p->hmm->mirrors_sem);
+  std::unique_lock<std::shared_mutex> sem(p->hmm->mirrors_sem, std::adopt_lock);
   std::lock_guard<std::mutex> tables(st_->mirrors_lock);
   // Is there room for one more mirror?
   if (st_->mirrors.size() >= kMaxMirrors) return Errno::kNoMem;
@@ -147,7 +163,8 @@ Errno Kernel::HmmMirrorUnregister(uint64_t mirror) {
   // Is the mirror registered?
   if (m == nullptr) return Errno::kNoEnt;
   // Exclusive: every callback in flight to the mirror has returned.
-  std::unique_lock<std::shared_mutex> sem(m->hmm->mirrors_sem);
+  sched::LockAt("mirrors_sem_write", m->hmm->mirrors_sem);
+  std::unique_lock<std::shared_mutex> sem(m->hmm->mirrors_sem, std::adopt_lock);
   {
     std::lock_guard<std::mutex> tables(st_->mirrors_lock);
     // Did a concurrent unregister win?
@@ -173,7 +190,7 @@ Result<uint64_t> Kernel::HmmVmaGetPfns(uint64_t mirror, uint64_t addr, uint64_t 
   // Is the mirror registered?
   if (m == nullptr) return Errno::kNoEnt;
   Process& p = *m->proc;
-  std::shared_lock<std::shared_mutex> mmap_lock(p.mmap_lock);
+  std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(p);
   Errno err;
   const Vma* vma = CheckVmaRange(*m, addr, npages, &err);
   if (vma == nullptr) return err;
@@ -198,7 +215,7 @@ Result<uint64_t> Kernel::HmmVmaFault(uint64_t mirror, uint64_t addr, uint64_t np
   // Is the mirror registered?
   if (m == nullptr) return Errno::kNoEnt;
   Process& p = *m->proc;
-  std::shared_lock<std::shared_mutex> mmap_lock(p.mmap_lock);
+  std::shared_lock<std::shared_mutex> mmap_lock = MmapReadLock(p);
   Errno err;
   if (CheckVmaRange(*m, addr, npages, &err) == nullptr) return err;
   auto r = std::make_shared<HmmRange>(m, AddrVpn(addr), AddrVpn(addr) + npages, false);

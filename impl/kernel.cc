@@ -28,9 +28,9 @@ MmapLockGuard::MmapLockGuard(const KernelState& ks, Pid pid, Mode mode)
     : proc_(ks.FindProcess(pid)), mode_(mode) {
   if (!proc_) return;
   if (mode_ == kWrite) {
-    proc_->mmap_lock.lock();
+    sched::LockAt("mmap_write_lock", proc_->mmap_lock);
   } else {
-    proc_->mmap_lock.lock_shared();
+    sched::LockSharedAt("mmap_read_lock", proc_->mmap_lock);
   }
   // Did Exit tear the mm down between the lookup and the lock?
   live_ = !proc_->exited;
@@ -93,7 +93,7 @@ Errno Kernel::Exit(Pid pid) {
   }
   // Unlinked: no new operation finds it; those already holding it see
   // `exited` once they get the mmap_lock.
-  std::unique_lock<std::shared_mutex> mmap_lock(proc->mmap_lock);
+  std::unique_lock<std::shared_mutex> mmap_lock = MmapWriteLock(*proc);
   proc->exited = true;
   // Pins hold their own references, so pinned pages outlive the process.
   DoMunmap(*st_, *proc, 0, kTaskSize);

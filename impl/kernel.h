@@ -31,6 +31,7 @@
 #define HMMREF_IMPL_KERNEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -113,6 +114,21 @@ struct RangeInfo {
   std::vector<uint64_t> pfns;  // hmm_pfn_t: pfn << kHmmPfnShift | kHmmPfn* flags
 };
 
+// A device access through the device's own page table to a page the CPU no
+// longer maps at that address as the device's entry says (another pfn, no
+// page, or no write permission for a write): the invalidate-after-change
+// hazard of the v18 seed (docs/concurrency.md). Reported to the observer of
+// Kernel::SetDeviceAccessObserver, never an error of the operation.
+struct DeviceAccessHazard {
+  uint64_t mirror = 0;
+  DeviceId device{};
+  Pid pid{};
+  uint64_t addr = 0;        // page-aligned
+  bool write = false;       // the device wrote (else read)
+  uint64_t device_pfn = 0;  // the pfn the device's entry maps
+  std::string cpu;          // what the CPU's entry holds: "none", "pfn 0x12 read-only", ...
+};
+
 class KernelState;  // impl/kernel_state.h: everything behind the API
 
 class Kernel {
@@ -173,6 +189,14 @@ class Kernel {
   // kMaxDmirrorPages.
   Result<uint64_t> DmirrorMigrateRange(uint64_t mirror, uint64_t addr, uint64_t npages,
                                        bool to_device);
+
+  // --- Hazard detection (issue 7; for the concurrency suite) ---
+  // Installs `observer` (an empty function removes it). Every device access
+  // through a mirror's page table is then compared with the CPU's entry at
+  // that address; a mismatch calls `observer` on the accessing thread, under
+  // the mirror's update lock: it must not call into this Kernel. With none
+  // installed the check costs one relaxed load per access.
+  void SetDeviceAccessObserver(std::function<void(const DeviceAccessHazard&)> observer);
 
   // --- Introspection (read-only; for the abstraction function) ---
   std::vector<Pid> Pids() const;                       // live, ascending

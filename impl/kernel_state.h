@@ -83,6 +83,15 @@
 //   table), objects_lock (object table), pins_lock (pin registry), zone lock,
 //   resource_lock, the event log's lock, Hmm::lock.
 //
+//   Under the controlled scheduler (impl/sched.h; the table of yield points
+//   is in impl/README.md) an actor parks only holding quiesce (shared), its
+//   mmap_lock(s), page locks (a migration, collect to finalize) and, in the
+//   notifier's mirror loop, mirrors_sem (shared); so exactly those are taken
+//   at yield points wherever an actor may take them (MmapReadLock,
+//   MmapWriteLock, MmapLockGuard, LockPage's wait, the "quiesce" and
+//   "mirrors_sem_write" points), and no yield point is reached while a lock
+//   of 2b..5, 4a..4d or a leaf is held.
+//
 //   A Process is shared_ptr-owned: an operation looks it up under
 //   tasklist_lock, drops that lock, then takes its mmap_lock and checks
 //   `exited` (as the kernel's mmget_not_zero()). Exit unlinks the process
@@ -107,7 +116,9 @@
 #ifndef HMMREF_IMPL_KERNEL_STATE_H_
 #define HMMREF_IMPL_KERNEL_STATE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -122,6 +133,7 @@
 #include "impl/page.h"
 #include "impl/page_table.h"
 #include "impl/resource.h"
+#include "impl/sched.h"
 #include "impl/shmem.h"
 #include "impl/vma.h"
 #include "model/types.h"
@@ -185,6 +197,14 @@ class KernelState {
   uint64_t next_mirror = 1;                              // guarded by mirrors_lock
   uint64_t next_range = 1;                               // guarded by mirrors_lock
 
+  // The device-access observer (Kernel::SetDeviceAccessObserver,
+  // device_access.cc): the flag is the fast path's one relaxed load; the
+  // function is swapped whole under its leaf lock and called outside it.
+  using AccessObserver = std::function<void(const DeviceAccessHazard&)>;
+  std::atomic<bool> has_access_observer{false};
+  mutable std::mutex access_observer_lock;
+  std::shared_ptr<const AccessObserver> access_observer;  // guarded by access_observer_lock
+
   // The live process with this pid, or nullptr. Takes tasklist_lock.
   std::shared_ptr<Process> FindProcess(Pid pid) const;
   // Every live process with its pid, ascending. Takes tasklist_lock.
@@ -210,6 +230,19 @@ class MmapLockGuard {
   Mode mode_;
   bool live_ = false;
 };
+
+// Mirrors: include/linux/mmap_lock.h mmap_read_lock(), mmap_write_lock(),
+// each at its yield point (impl/sched.h; impl/README.md, "Yield points"):
+// every actor takes the mmap_lock through these, since an operation holds it
+// across its other yield points.
+inline std::shared_lock<std::shared_mutex> MmapReadLock(const Process& p) {
+  sched::LockSharedAt("mmap_read_lock", p.mmap_lock);
+  return std::shared_lock<std::shared_mutex>(p.mmap_lock, std::adopt_lock);
+}
+inline std::unique_lock<std::shared_mutex> MmapWriteLock(const Process& p) {
+  sched::LockAt("mmap_write_lock", p.mmap_lock);
+  return std::unique_lock<std::shared_mutex>(p.mmap_lock, std::adopt_lock);
+}
 
 // --- Address arithmetic shared by the guard ladders (docs/model.md) ---
 

@@ -4,17 +4,19 @@
 // fast path (trylock_page() under the ptl, the entry made a migration entry
 // at once), prepare's second chance at the locks, and the order of the
 // phases. The unmap phase and the pin check are migrate_rmap.cc's, the
-// pages phase and finalize migrate_pages.cc's.
+// pages phase and finalize migrate_pages.cc's. Between the phases, a yield
+// point each (impl/sched.h): "migrate_collected", "migrate_unmapped",
+// "migrate_copied", "migrate_finalize".
 
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/migrate.h"
 #include "impl/migrate_internal.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -127,7 +129,7 @@ bool LockForPrepare(MigrationCall& c, uint64_t i, bool may_block) {
   // The device page lock has no waiters' queue: spin, as LockPage does.
   while (!devmem->TrylockPage(pfn)) {
     if (!may_block) return false;
-    std::this_thread::yield();
+    sched::SpinYield("lock_device_page");
   }
   return true;
 }
@@ -191,12 +193,16 @@ Errno MigrateVmaLocked(KernelState& ks, Process& p, const MigrateVmaOps& ops,
   c.dst = args->dst.data();
   c.slots.assign(c.npages, 0);
   args->cpages = Collect(c, args->select);
+  sched::YieldPoint("migrate_collected");
   Prepare(c);
   UnmapOthers(c);
   CheckPinsAndRestore(c);
+  sched::YieldPoint("migrate_unmapped");  // every entry of a locked page is a migration entry
   RunCallback(c, args, ops.alloc_and_copy);
+  sched::YieldPoint("migrate_copied");
   MigratePages(c);
   RunCallback(c, args, ops.finalize_and_map);
+  sched::YieldPoint("migrate_finalize");
   Finalize(c);
   return Errno::kOk;
 }

@@ -8,12 +8,12 @@
 
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 
 #include "impl/kernel.h"
 #include "impl/kernel_state.h"
 #include "impl/migrate.h"
 #include "impl/migrate_internal.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -39,6 +39,15 @@ bool FaultAllocAndCopy(KernelState& ks, MigrateVmaArgs& a) {
   CopyEngine& engine = *ks.copy_engine;
   engine.Wait(engine.Submit(batch));
   return allocated;
+}
+
+// Is the entry at addr still the device-private entry of pfn? Then the
+// migration back failed for another thread's sake (the page locked, a fork
+// copying its entry), and the fault waits for that thread.
+bool DeviceEntryStill(Process& p, uint64_t addr, uint64_t pfn) {
+  std::lock_guard<std::mutex> ptl(p.ptl);
+  const pte_t e = p.pgtable.Get(AddrVpn(addr));
+  return IsDeviceEntry(e) && SwpEntryPfn(e) == pfn;
 }
 
 }  // namespace
@@ -99,7 +108,8 @@ Errno MigrateToRam(KernelState& ks, Process& p, Pid pid, uint64_t addr, uint64_t
   // another reason (the entry changed, the page busy), the access retries.
   if (args.src[0] & kMigratePfnMigrate) return Errno::kOk;
   if (!allocated) return Errno::kFault;
-  std::this_thread::yield();  // let whoever holds the page finish
+  // Let whoever holds the page finish; an entry changed meanwhile is retried at once.
+  if (DeviceEntryStill(p, addr, pfn)) sched::SpinYield("migrate_to_ram_busy");
   return Errno::kOk;
 }
 

@@ -23,6 +23,7 @@
 #include "impl/kernel_state.h"
 #include "impl/migrate_internal.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -256,6 +257,7 @@ NotifyVpns::NotifyVpns(KernelState& ks, Hmm* hmm, const std::vector<uint64_t>& v
 }
 
 NotifyVpns::~NotifyVpns() {
+  sched::NoThrowScope nothrow;  // the end's yield points, in a destructor
   for (const auto& [s, e] : runs_) HmmInvalidateEnd(ks_, hmm_, s, e, NotifyOwner{});
 }
 

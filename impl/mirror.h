@@ -65,6 +65,7 @@
 
 #include "impl/page_table.h"
 #include "impl/pte.h"
+#include "impl/sched.h"
 #include "model/types.h"
 
 namespace hmm::impl {
@@ -139,7 +140,9 @@ constexpr bool BadPageRange(uint64_t addr, uint64_t npages) {
 // and _end() with 4.14 mm/hmm.c's notifier behind them: for every mirror of
 // p, the dummy device's invalidate (erase pt in [start, end)), and every open
 // range of p overlapping it marked invalid, its overlap zeroed. Default
-// profile: at start (the upstream fix); v18: at end (the seed).
+// profile: at start (the upstream fix); v18: at end (the seed). Start ends
+// at the yield point "invalidate_start_done", end begins at "pte_changed"
+// (impl/README.md, "Yield points").
 // REQUIRES: p's mmap_lock (read or write); no ptl or shmem lock;
 // start < end, page-aligned addresses.
 void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end);
@@ -166,6 +169,8 @@ void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
 
 // The start/end bracket around one CPU page-table change (struct
 // mmu_notifier_range). Same REQUIRES as the functions above, for its life.
+// The end runs in the destructor, so its yield points never throw
+// (sched::NoThrowScope).
 class MmuNotifierRange {
  public:
   MmuNotifierRange(KernelState& ks, Process& p, uint64_t start, uint64_t end)
@@ -173,6 +178,7 @@ class MmuNotifierRange {
     if (start_ < end_) MmuNotifierInvalidateRangeStart(ks_, p_, start_, end_);
   }
   ~MmuNotifierRange() {
+    sched::NoThrowScope nothrow;
     if (start_ < end_) MmuNotifierInvalidateRangeEnd(ks_, p_, start_, end_);
   }
   MmuNotifierRange(const MmuNotifierRange&) = delete;
@@ -193,6 +199,13 @@ void HmmRangeLinkLocked(Hmm& hmm, HmmRange* r);
 // Mirrors: 4.14 mm/hmm.c hmm_vma_range_done() for an internal range: takes r
 // off the list and returns its valid flag.
 bool HmmRangeUnlinkInternal(Hmm& hmm, HmmRange* r);
+// Mirrors: 6.1 mm/mmu_notifier.c mmu_interval_read_begin()'s wait: returns
+// once no invalidation overlapping [start, end) (vpns) is between its start
+// and its end (Hmm::active; default profile only, v18 keeps none). A waiter
+// spins at "interval_read_begin" (impl/sched.h SpinYield), so a walk retried
+// under the controlled scheduler waits for the invalidator instead of
+// livelocking. REQUIRES: no lock but quiesce.
+void HmmWaitInvalidations(Hmm& hmm, uint64_t start, uint64_t end);
 // The public range with this id, or nullptr. Takes mirrors_lock.
 std::shared_ptr<HmmRange> FindRange(const KernelState& ks, uint64_t id);
 // The registered mirror with this id, or nullptr. Takes mirrors_lock.
@@ -250,6 +263,16 @@ uint64_t DmirrorCopy(KernelState& ks, Mirror& m, uint64_t from, uint64_t end, ui
 // the bounce buffer (kNoMem, unless !bounce_limit), the process (kInval).
 // Takes the mmap_lock (read) for the last.
 Errno DmirrorCheck(const Mirror& m, uint64_t addr, uint64_t npages, bool bounce_limit = true);
+
+// --- device_access.cc ---
+
+// The dynamic form of InvMirrorSubsetOfCpu (docs/invariants.md): the device
+// of mirror m accessed (write: wrote) the page its pt entry e at vpn maps;
+// reports a DeviceAccessHazard to the installed observer unless the CPU's
+// entry there maps the same page (a migration entry of it included), with
+// write permission for a write. Callers test KernelState::has_access_observer
+// first. REQUIRES: m.update_lock; no ptl.
+void CheckDeviceAccess(KernelState& ks, const Mirror& m, uint64_t vpn, pte_t e, bool write);
 
 // --- mirror_rep.cc ---
 

@@ -20,6 +20,12 @@
 // default profile only; its other brackets reach every mirror. The Hmm*
 // entry points serve a migration's rmap walk, which reaches another mm
 // without its mmap_lock.
+//
+// Yield points (impl/sched.h), in both profiles and with or without a
+// mirror: "invalidate_start_done" once start's work is done, before the CPU
+// change, and "pte_changed" once the change is made, before end's work (the
+// window in which v18 mirrors still map what the CPU no longer does); the
+// mirror loop takes mirrors_sem and each update_lock at yield points.
 
 #include <algorithm>
 #include <mutex>
@@ -27,6 +33,7 @@
 
 #include "impl/kernel_state.h"
 #include "impl/mirror.h"
+#include "impl/sched.h"
 
 namespace hmm::impl {
 namespace {
@@ -59,10 +66,12 @@ void MarkRangesLocked(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& owner
 // mirror->ops->sync_cpu_device_pagetables(HMM_UPDATE_INVALIDATE) for every
 // mirror, under mirrors_sem (read).
 void SyncMirrors(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& owner) {
-  std::shared_lock<std::shared_mutex> sem(hmm.mirrors_sem);
+  sched::LockSharedAt("mirrors_sem", hmm.mirrors_sem);
+  std::shared_lock<std::shared_mutex> sem(hmm.mirrors_sem, std::adopt_lock);
   for (Mirror* m : hmm.mirrors) {
     if (Skips(owner, m)) continue;
-    std::lock_guard<std::mutex> update(m->update_lock);
+    sched::LockAt("invalidate_update_lock", m->update_lock);
+    std::lock_guard<std::mutex> update(m->update_lock, std::adopt_lock);
     DmirrorInvalidateLocked(*m, s, e);
   }
 }
@@ -76,10 +85,10 @@ void HmmInvalidateRange(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& own
   SyncMirrors(hmm, s, e, owner);
 }
 
-}  // namespace
-
-void HmmInvalidateStart(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
-                        const NotifyOwner& owner) {
+// Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_start() (v18: nothing) or
+// the later one (default: mark, then call the mirrors).
+void InvalidateStartMirrors(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                            const NotifyOwner& owner) {
   // Has the mm a notifier? (mm_has_notifiers(): none before the first mirror)
   if (hmm == nullptr) return;
   // The seed does everything at end (its range_start only bumps a sequence).
@@ -93,8 +102,10 @@ void HmmInvalidateStart(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
   SyncMirrors(*hmm, s, e, owner);
 }
 
-void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
-                      const NotifyOwner& owner) {
+// Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end() (v18: mark, then call
+// the mirrors) or the later one (default: the invalidation is over).
+void InvalidateEndMirrors(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                          const NotifyOwner& owner) {
   if (hmm == nullptr) return;
   uint64_t s = AddrVpn(start), e = AddrVpn(end);
   // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end(): the seed's only call,
@@ -106,6 +117,21 @@ void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
   std::lock_guard<std::mutex> lock(hmm->lock);
   auto it = std::find(hmm->active.begin(), hmm->active.end(), std::make_pair(s, e));
   if (it != hmm->active.end()) hmm->active.erase(it);
+}
+
+}  // namespace
+
+void HmmInvalidateStart(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                        const NotifyOwner& owner) {
+  InvalidateStartMirrors(ks, hmm, start, end, owner);
+  sched::YieldPoint("invalidate_start_done");
+}
+
+void HmmInvalidateEnd(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
+                      const NotifyOwner& owner) {
+  // The CPU change is made; under v18 the mirrors still map the old pages.
+  sched::YieldPoint("pte_changed");
+  InvalidateEndMirrors(ks, hmm, start, end, owner);
 }
 
 void MmuNotifierInvalidateRangeStart(KernelState& ks, Process& p, uint64_t start, uint64_t end) {

@@ -5,7 +5,8 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
+
+#include "impl/sched.h"
 
 namespace hmm::impl {
 
@@ -74,13 +75,15 @@ void PageArray::FreePage(uint64_t pfn) {
 void PageArray::LockPage(uint64_t pfn) {
   std::atomic<uint32_t>& f = pages_[pfn].flags;
   while (f.fetch_or(kPgLocked, std::memory_order_acquire) & kPgLocked) {
-    // Holders keep the lock for one 4 KiB copy at most: yield, then retry.
-    while (f.load(std::memory_order_relaxed) & kPgLocked) std::this_thread::yield();
+    // The holder (a copy, or a migration from collect to finalize) ends: wait, then retry.
+    while (f.load(std::memory_order_relaxed) & kPgLocked) sched::SpinYield("lock_page");
   }
 }
 
 void PageArray::WaitPageUnlocked(uint64_t pfn) const {
-  while (pages_[pfn].flags.load(std::memory_order_acquire) & kPgLocked) std::this_thread::yield();
+  while (pages_[pfn].flags.load(std::memory_order_acquire) & kPgLocked) {
+    sched::SpinYield("wait_on_page_locked");
+  }
 }
 
 bool PageArray::TrylockPage(uint64_t pfn) {

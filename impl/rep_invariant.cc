@@ -345,7 +345,8 @@ void RepChecker::CheckDevicePage(const Devmem& devmem, uint64_t pfn, const Devic
 }  // namespace
 
 std::vector<std::string> Kernel::RepInvariant() const {
-  std::unique_lock<std::shared_mutex> quiesce(st_->quiesce);
+  sched::LockAt("quiesce", st_->quiesce);  // an actor waits out the others' operations
+  std::unique_lock<std::shared_mutex> quiesce(st_->quiesce, std::adopt_lock);
   RepChecker checker(*st_);
   for (const auto& [pid, proc] : st_->SnapshotProcs()) checker.CheckProcess(pid, *proc);
   checker.CheckObjects();
@@ -358,7 +359,8 @@ std::vector<std::string> Kernel::RepInvariant() const {
 }
 
 double Kernel::MetadataBytesPerMappedPage() const {
-  std::unique_lock<std::shared_mutex> quiesce(st_->quiesce);
+  sched::LockAt("quiesce", st_->quiesce);
+  std::unique_lock<std::shared_mutex> quiesce(st_->quiesce, std::adopt_lock);
   uint64_t table_pages = 0, mapped = 0;
   for (const auto& [pid, proc] : st_->SnapshotProcs()) {
     std::shared_lock<std::shared_mutex> mmap_lock(proc->mmap_lock);

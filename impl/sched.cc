@@ -30,13 +30,14 @@ struct ControlledScheduler::Actor {
 namespace {
 
 thread_local ControlledScheduler::Actor* t_actor = nullptr;
+thread_local int t_nothrow = 0;  // NoThrowScopes open on this thread
 
 bool SameName(const char* a, const char* b) { return a == b || std::strcmp(a, b) == 0; }
 
 // An aborted run resumes a parked actor here: throw, unless the point may not
 // (YieldPointNoThrow) or the actor is already unwinding; then run on free.
 void ResumeAborted(bool may_throw) {
-  if (may_throw && std::uncaught_exceptions() == 0) throw Aborted{};
+  if (may_throw && t_nothrow == 0 && std::uncaught_exceptions() == 0) throw Aborted{};
   std::this_thread::yield();
 }
 
@@ -53,6 +54,10 @@ const char* RunOutcomeName(RunOutcome o) {
 }
 
 bool OnActorThread() { return t_actor != nullptr; }
+
+void EnterNoThrow() { ++t_nothrow; }
+
+void LeaveNoThrow() { --t_nothrow; }
 
 void ParkAt(const char* name, bool boundary, bool may_throw) {
   ControlledScheduler::Actor* a = t_actor;

@@ -61,10 +61,12 @@
 //   stuck gets its lock from that unwinding and throws at its next yield
 //   point. Hence: a yield point must not sit in a noexcept function or a
 //   destructor, except YieldPointNoThrow(), which instead returns (the actor
-//   then runs free, unscheduled, to its next point). Run() waits a further
-//   stuck_after for the actors to exit; if they do not (an ABBA cycle of
-//   plain locks), it prints the run to stderr and calls std::abort(): a hang
-//   is never the outcome. The kernel's state after an aborted run is
+//   then runs free, unscheduled, to its next point), or inside a
+//   NoThrowScope, which makes every yield point of its thread do the same
+//   (a destructor that takes locks at yield points: the mmu notifier's
+//   end). Run() waits a further stuck_after for the actors to exit; if they
+//   do not (an ABBA cycle of plain locks), it prints the run to stderr and
+//   calls std::abort(): a hang is never the outcome. The kernel's state after an aborted run is
 //   unspecified: only destroy it.
 //   A run also stops at SchedOptions::max_steps steps (a livelock: actors
 //   that keep making progress without finishing), aborted the same way. A
@@ -116,6 +118,8 @@ struct Aborted {};
 void ParkAt(const char* name, bool boundary, bool may_throw);
 void ParkBlocked(const char* name);
 bool OnActorThread();
+void EnterNoThrow();
+void LeaveNoThrow();
 
 inline bool Active() { return g_running_schedulers.load(std::memory_order_relaxed) != 0; }
 
@@ -130,6 +134,25 @@ inline void YieldPoint(const char* name) {
 inline void YieldPointNoThrow(const char* name) {
   if (Active()) ParkAt(name, /*boundary=*/false, /*may_throw=*/false);
 }
+
+// For its life, every yield point of the calling thread (LockAt, SpinYield
+// and the rest included) never throws: on an aborted run it returns and the
+// actor runs on unscheduled. For destructors whose work passes yield points.
+// Costs one relaxed load when no scheduler runs.
+class NoThrowScope {
+ public:
+  NoThrowScope() : armed_(Active()) {
+    if (armed_) EnterNoThrow();
+  }
+  ~NoThrowScope() {
+    if (armed_) LeaveNoThrow();
+  }
+  NoThrowScope(const NoThrowScope&) = delete;
+  NoThrowScope& operator=(const NoThrowScope&) = delete;
+
+ private:
+  const bool armed_;
+};
 
 // An operation boundary of the test's actor body (recorded as such).
 inline void OpBoundary(const char* name) {

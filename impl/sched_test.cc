@@ -7,8 +7,9 @@
 // the recorded interleaving is the one the schedule said; a lock taken at a
 // yield point never loses an update; an ABBA cycle of such locks is a
 // deadlock and a lock taken behind the scheduler's back is "stuck", both
-// reported, neither a hang. No assertion depends on wall-clock time (the
-// stuck case only needs its bound to pass). Run it under --config=tsan too.
+// reported, neither a hang; a wait inside a NoThrowScope returns from an
+// aborted run instead of throwing. No assertion depends on wall-clock time
+// (the stuck case only needs its bound to pass). Run it under --config=tsan too.
 
 #include "impl/sched.h"
 
@@ -305,6 +306,29 @@ TEST(Sched, SpinYieldWaitsForProgressAndADeadWaitIsADeadlock) {
     EXPECT_EQ(run.outcome, setter ? RunOutcome::kCompleted : RunOutcome::kDeadlock)
         << FormatSchedRun(run);
   }
+}
+
+// An aborted run resumes a wait inside a NoThrowScope by returning (the
+// actor runs on, unscheduled), and one outside it by throwing Aborted.
+TEST(Sched, NoThrowScopeReturnsFromAnAbortedWait) {
+  for (bool scoped : {true, false}) {
+    ControlledScheduler sched(SchedOptions{});
+    bool after_wait = false;
+    sched.AddActor("dev0", [&, scoped] {
+      if (scoped) {
+        NoThrowScope nothrow;
+        SpinYield("never set");
+      } else {
+        SpinYield("never set");
+      }
+      after_wait = true;
+    });
+    SchedRun run = sched.Run();
+    EXPECT_EQ(run.outcome, RunOutcome::kDeadlock) << FormatSchedRun(run);
+    EXPECT_EQ(after_wait, scoped);
+  }
+  NoThrowScope off_the_scheduler;  // costs one load, changes nothing
+  YieldPoint("nobody");
 }
 
 TEST(Sched, StepLimitStopsALivelock) {
