@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "model/anon_vma.h"
 #include "model/mirror_walk.h"
 
 namespace hmm::model {
@@ -19,8 +20,8 @@ const Vma* FindVma(const Process& p, Vpn vpn) {
   return nullptr;
 }
 
-bool RangeFree(const Process& p, Vpn start, Vpn end) {
-  if (end.value > kMaxVpn) return false;
+bool RangeFree(const Process& p, Vpn start, Vpn end, uint64_t max_vpn) {
+  if (end.value > max_vpn) return false;
   for (const auto& [key, vma] : p.vmas) {
     if (vma.start < end && start < vma.end) return false;
   }
@@ -38,24 +39,28 @@ bool RangeCovered(const Process& p, Vpn start, Vpn end) {
   return true;
 }
 
-bool FirstFit(const Process& p, uint64_t npages, Vpn* start) {
+bool FirstFit(const Process& p, uint64_t npages, Vpn* start, uint64_t max_vpn) {
   // Loop invariant: no gap of npages starts in [kMmapBase, candidate).
   uint64_t candidate = AddrToVpn(kMmapBase).value;
   for (const auto& [key, vma] : p.vmas) {
     if (vma.start.value >= candidate + npages) break;
     candidate = std::max(candidate, vma.end.value);
   }
-  if (candidate + npages > kMaxVpn) return false;
+  if (candidate + npages > max_vpn) return false;
   *start = Vpn(candidate);
   return true;
 }
 
-void SplitVmaAt(Process& p, Vpn vpn) {
+void SplitVmaAt(State& s, Process& p, Vpn vpn) {
   const Vma* found = FindVma(p, vpn);
   if (found == nullptr || found->start == vpn) return;
   Vma tail = *found;
-  p.vmas.at(found->start).end = vpn;
+  Vma& head = p.vmas.at(found->start);
+  head.end = vpn;
   if (tail.shared) tail.pgoff += vpn.value - tail.start.value;
+  if (!tail.shared && Linux61(s)) tail.vm_pgoff += vpn.value - tail.start.value;
+  RmapRelink(s, &tail);
+  RmapRelink(s, &head);
   tail.start = vpn;
   p.vmas.emplace(vpn, tail);
 }
@@ -71,11 +76,38 @@ void ZapPtes(State& s, Pid pid, Vpn start, Vpn end) {
   }
 }
 
+Errno DoMunmap(State& s, Pid pid, uint64_t addr, uint64_t len) {
+  // Is addr page-aligned?
+  if (!PageAligned(addr)) return Errno::kInval;
+  // Is the length non-zero?
+  if (len == 0) return Errno::kInval;
+  // Does the rounded range neither wrap nor pass TASK_SIZE?
+  const uint64_t npages = PageAlign(len) >> kPageShift;
+  if (npages == 0 || addr > TaskSize(s) || npages > MaxVpn(s) - AddrToVpn(addr).value) {
+    return Errno::kInval;
+  }
+  UnmapRange(s, pid, AddrToVpn(addr), VpnAdd(AddrToVpn(addr), npages));
+  return Errno::kOk;
+}
+
+namespace {
+
+// Whether some VMA of p meets [start, end).
+bool RangeMapped(const Process& p, Vpn start, Vpn end) {
+  for (const auto& [key, vma] : p.vmas) {
+    if (vma.start < end && start < vma.end) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end) {
-  MmuNotifierInvalidateMapped(s, pid, start, end);
   Process& p = s.procs.at(pid);
-  SplitVmaAt(p, start);
-  SplitVmaAt(p, end);
+  if (!Linux61(s)) MmuNotifierInvalidateMapped(s, pid, start, end);
+  if (Linux61(s) && RangeMapped(p, start, end)) MmuNotifierInvalidate(s, pid, start, end);
+  SplitVmaAt(s, p, start);
+  SplitVmaAt(s, p, end);
   p.vmas.erase(p.vmas.lower_bound(start), p.vmas.lower_bound(end));
   ZapPtes(s, pid, start, end);
   ReleaseUnreferenced(s);
@@ -99,10 +131,17 @@ bool IsPinned(const State& s, PageId page) {
 }
 
 Result<PageId> AllocPage(State& s, uint64_t ram_pages, const Page& contents) {
-  // Is RAM full?
-  if (s.pages.size() >= ram_pages) return Errno::kNoMem;
+  // Is RAM full? (A coherent device's pages are not RAM.)
+  if (s.pages.size() - s.coherent.size() >= ram_pages) return Errno::kNoMem;
   const PageId id = s.next_page++;
   s.pages.emplace(id, contents);
+  return id;
+}
+
+PageId AllocCoherentPage(State& s, DeviceId device, const Page& contents) {
+  const PageId id = s.next_page++;
+  s.pages.emplace(id, contents);
+  s.coherent.emplace(id, device);
   return id;
 }
 
@@ -142,7 +181,16 @@ void ReleaseUnreferenced(State& s) {
   ReleaseUnmappedObjects(s);
   const std::set<PageId> used = ReferencedPages(s);
   for (auto it = s.pages.begin(); it != s.pages.end();) {
-    it = used.count(it->first) != 0 ? std::next(it) : s.pages.erase(it);
+    if (used.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    // linux-6.1: a pt entry still naming the page becomes stale; a coherent
+    // page returns to its device.
+    if (Linux61(s)) PtMarkFreed(s, Pte{false, it->first, false});
+    DropAnonRmap(s, Pte{false, it->first, false});
+    s.coherent.erase(it->first);
+    it = s.pages.erase(it);
   }
 }
 

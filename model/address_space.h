@@ -31,32 +31,63 @@ constexpr Vpn VpnAdd(Vpn vpn, uint64_t n) { return Vpn(vpn.value + n); }
 // Whether the process `pid` is live.
 bool IsLive(const State& s, Pid pid);
 
+// --- The linux-6.1 profile (docs/divergences.md): where 6.1 differs, an
+// operation branches on it at the rung or step that differs ---
+
+// Whether s runs the linux-6.1 profile.
+inline bool Linux61(const State& s) { return s.config.profile == Profile::kLinux61; }
+
+// TASK_SIZE: kTaskSize; under linux-6.1 x86-64's 4-level TASK_SIZE_MAX,
+// 2^47 - 4096 (arch/x86/include/asm/page_64_types.h), where the oracle's guest
+// refuses a range.
+inline uint64_t TaskSize(const State& s) {
+  return Linux61(s) ? (uint64_t{1} << 47) - kPageSize : kTaskSize;
+}
+inline uint64_t MaxVpn(const State& s) { return TaskSize(s) >> kPageShift; }
+
+// Whether device `device` is device-coherent: under linux-6.1, devices 2 and 3
+// (the guest loads lib/test_hmm.c with spm_addr_dev0/1, docs/oracle.md), whose
+// pages the CPU maps like system pages (docs/divergences.md D14).
+inline bool DeviceCoherent(const State& s, DeviceId device) {
+  return Linux61(s) && device.value >= 2 && device.value < kMaxDevices;
+}
+
 // The VMA containing vpn, or null.
 // Mirrors: mm/mmap.c vma_lookup().
 const Vma* FindVma(const Process& p, Vpn vpn);
 
-// Whether [start, end) ends at or below kMaxVpn and no VMA intersects it.
-bool RangeFree(const Process& p, Vpn start, Vpn end);
+// Whether [start, end) ends at or below max_vpn and no VMA intersects it.
+bool RangeFree(const Process& p, Vpn start, Vpn end, uint64_t max_vpn = kMaxVpn);
 
 // Whether every page of [start, end) lies in some VMA.
 bool RangeCovered(const Process& p, Vpn start, Vpn end);
 
 // Sets *start to the lowest vpn at or above kMmapBase that begins a free gap
-// of npages below kMaxVpn; returns false when there is none.
+// of npages below max_vpn; returns false when there is none.
 // Mirrors: mm/mmap.c unmapped_area() (bottom-up; docs/model.md "Mmap").
-bool FirstFit(const Process& p, uint64_t npages, Vpn* start);
+bool FirstFit(const Process& p, uint64_t npages, Vpn* start, uint64_t max_vpn = kMaxVpn);
 
 // Splits the VMA that strictly contains vpn (start < vpn < end) in two at vpn;
-// a shared VMA's second half maps the object further on. No-op otherwise.
+// a shared VMA's second half maps the object further on (under linux-6.1 a
+// private one's vm_pgoff moves on too, and both halves are relinked in the
+// rmap trees, __split_vma()). No-op otherwise.
 // Mirrors: mm/mmap.c split_vma().
-void SplitVmaAt(Process& p, Vpn vpn);
+void SplitVmaAt(State& s, Process& p, Vpn vpn);
 
 // Removes the VMAs and PTEs of [start, end) in `pid`, splitting VMAs at the
 // edges, then releases what nothing refers to any more. Every page of the
 // range inside a VMA is notified to pid's mirrors first (docs/mirror.md: the
-// munmap, MAP_FIXED and mremap rows).
-// Mirrors: mm/mmap.c do_vmi_munmap() (unmap_region() -> the mmu notifier).
+// munmap, MAP_FIXED and mremap rows); under linux-6.1 the notification is
+// the whole [start, end) once, when some VMA meets it (unmap_vmas() is given
+// the munmap's range), which D1's inclusive end makes observable.
+// Mirrors: mm/mmap.c do_mas_munmap() (unmap_region() -> the mmu notifier).
 void UnmapRange(State& s, Pid pid, Vpn start, Vpn end);
+
+// munmap's argument rungs (addr page-aligned, len non-zero, the rounded range
+// within TASK_SIZE: kInval), then UnmapRange. mremap unmaps through it too.
+// REQUIRES: pid is live.
+// Mirrors: mm/mmap.c do_mas_munmap() (6.1).
+Errno DoMunmap(State& s, Pid pid, uint64_t addr, uint64_t len);
 
 // Removes every PTE of [start, end) in `pid`, in address order. A device entry
 // drops its page's reference as it goes, so a page_free is logged at the drop
@@ -78,6 +109,11 @@ bool IsPinned(const State& s, PageId page);
 // A new page holding `contents`, or kNoMem when ram_pages pages exist already.
 // Mirrors: mm/page_alloc.c __alloc_pages() failing as VM_FAULT_OOM.
 Result<PageId> AllocPage(State& s, uint64_t ram_pages, const Page& contents);
+
+// linux-6.1: a new page of device-coherent memory of `device` holding
+// `contents` (D14). The device's 256 MiB chunk is never exhausted in a trace.
+// Mirrors: lib/test_hmm.c dmirror_devmem_alloc_page() (MEMORY_DEVICE_COHERENT).
+PageId AllocCoherentPage(State& s, DeviceId device, const Page& contents);
 
 // Frees every shared object that no VMA maps, then every page that no PTE,
 // object or pin refers to. Called after each step that drops a reference,

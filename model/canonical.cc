@@ -45,12 +45,14 @@ void Page::Set(uint64_t offset, uint8_t value) {
 
 bool Vma::operator==(const Vma& o) const {
   return start == o.start && end == o.end && prot == o.prot && shared == o.shared &&
-         object == o.object && pgoff == o.pgoff;
+         object == o.object && pgoff == o.pgoff && vm_pgoff == o.vm_pgoff &&
+         account == o.account && anon_vma == o.anon_vma && anon_chain == o.anon_chain &&
+         rmap_seq == o.rmap_seq;
 }
 
 bool Pte::operator==(const Pte& o) const {
   return zero == o.zero && page == o.page && write == o.write && device == o.device &&
-         device_pfn == o.device_pfn;
+         device_pfn == o.device_pfn && dirty == o.dirty;
 }
 
 bool Resource::operator==(const Resource& o) const {
@@ -73,7 +75,9 @@ bool State::operator==(const State& o) const {
          next_object == o.next_object && config == o.config && resources == o.resources &&
          devmems == o.devmems && events == o.events && next_devmem == o.next_devmem &&
          mirrors == o.mirrors && ranges == o.ranges && next_mirror == o.next_mirror &&
-         next_range == o.next_range;
+         next_range == o.next_range && coherent == o.coherent &&
+         device_page_mirror == o.device_page_mirror && anon_rmap == o.anon_rmap &&
+         next_anon_vma == o.next_anon_vma && next_rmap_seq == o.next_rmap_seq;
 }
 
 namespace {
@@ -175,6 +179,7 @@ State Canonicalize(const State& s) {
   for (const auto& [id, obj] : s.objects) {
     SharedObject& renamed = out.objects[r.objects.at(id)];
     for (const auto& [pgoff, page] : obj.pages) renamed.pages.emplace(pgoff, r.pages.at(page));
+    renamed.size = obj.size;
   }
   for (const auto& [pin, pages] : s.pins) {
     std::vector<PageId>& renamed = out.pins[pin];
@@ -196,6 +201,15 @@ State Canonicalize(const State& s) {
   for (const auto& [id, range] : s.ranges) out.ranges.emplace(id, RenameRange(range, r));
   out.next_mirror = s.next_mirror;
   out.next_range = s.next_range;
+  // linux-6.1: coherent pages renamed; device pages' mirrors kept.
+  for (const auto& [page, device] : s.coherent) out.coherent.emplace(r.pages.at(page), device);
+  out.device_page_mirror = s.device_page_mirror;
+  for (const auto& [key, rmap] : s.anon_rmap) {
+    const uint64_t id = key.first ? key.second : r.pages.at(key.second);
+    out.anon_rmap.emplace(std::make_pair(key.first, id), rmap);
+  }
+  out.next_anon_vma = s.next_anon_vma;
+  out.next_rmap_seq = s.next_rmap_seq;
   return out;
 }
 

@@ -12,7 +12,9 @@
 // drop leaves it at 1, whichever reference goes last.
 
 #include "model/address_space.h"
+#include "model/anon_vma.h"
 #include "model/kernel.h"
+#include "model/mirror_walk.h"
 
 namespace hmm::model {
 
@@ -74,6 +76,15 @@ void PutZoneDevicePage(State& s, uint64_t pfn) {
   event.devmem = DevmemOfPfn(s, pfn);
   event.pfn = pfn;
   s.events.push_back(event);
+  // linux-6.1: the page's backing page is freed (dmirror_devmem_free()): a pt
+  // entry still naming it becomes stale, and it belongs to no mirror.
+  if (!Linux61(s)) return;
+  Pte target;
+  target.device = true;
+  target.device_pfn = pfn;
+  PtMarkFreed(s, target);
+  DropAnonRmap(s, target);
+  s.device_page_mirror.erase(pfn);
 }
 
 namespace {

@@ -180,7 +180,7 @@ TEST_F(DevmemTest, AllocTakesLowestFreePfnAndCounts) {
   EXPECT_EQ(k_.DevicePageAlloc(1).value, kPfn + 1);
   ASSERT_EQ(k_.DevicePagePut(kPfn), Errno::kOk);
   EXPECT_EQ(k_.DevicePageAlloc(1).value, kPfn);
-  EXPECT_EQ(k_.state().devmems.at(1).pages.at(kPfn), (DevicePage{true, 2}));
+  EXPECT_EQ(k_.state().devmems.at(1).pages.at(kPfn), (DevicePage{true, 2, {}}));
   EXPECT_EQ(k_.PageFrees(1).value, 1u);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/address_space.h"
+#include "model/anon_vma.h"
 #include "model/kernel.h"
 #include "model/migrate_walk.h"
 #include "model/mirror_walk.h"
@@ -20,29 +21,34 @@ namespace hmm::model {
 namespace {
 
 // The device-to-system alloc_and_copy of MIGRATE_TO_SYS and of the CPU fault:
-// for each device page that migrates, a system page (mirror's FAIL_ALLOC
-// fails it, once; RAM full fails it), the address erased from the mirror's
-// pt, the device page copied, dst writable iff src was. mirror: the file that
-// asked (MIGRATE_TO_SYS); null on the CPU fault path.
+// for each device page that migrates (under linux-6.1 also a coherent
+// device's page), a system page (FAIL_ALLOC of `flags` fails it, once; RAM
+// full fails it), the address erased from `pt`'s mirror, the device page
+// copied, dst writable iff src was. flags and pt: the file that asked
+// (MIGRATE_TO_SYS); on the CPU fault path no flags, and the pt of the file
+// whose MIGRATE_TO_DEV allocated the page under linux-6.1 (none otherwise).
 // Mirrors: lib/test_hmm.c dmirror_devmem_fault_alloc_and_copy().
-void DmirrorDevmemFaultAllocAndCopy(State& s, uint64_t ram_pages, Mirror* mirror,
+void DmirrorDevmemFaultAllocAndCopy(State& s, uint64_t ram_pages, Mirror* flags, Mirror* pt,
                                     MigrateVma& args) {
   constexpr uint64_t kDevicePage = kMigratePfnValid | kMigratePfnMigrate | kMigratePfnDevice;
+  constexpr uint64_t kPage = kMigratePfnValid | kMigratePfnMigrate;
   for (uint64_t i = 0; i < args.src.size(); ++i) {
     const uint64_t src = args.src[i];
-    // Is it not a device page that migrates?
-    if ((src & kDevicePage) != kDevicePage) continue;
+    const uint64_t pfn = MigratePfnToPfn(src);
+    // Is it not a device page (private, or a coherent device's) that migrates?
+    const bool coherent = (src & kPage) == kPage && s.coherent.count(pfn) != 0;
+    if ((src & kDevicePage) != kDevicePage && !coherent) continue;
     // Does FAIL_ALLOC fail this allocation? Once.
-    if (mirror != nullptr && (mirror->flags & kDmirrorFlagFailAlloc) != 0) {
-      mirror->flags &= ~kDmirrorFlagFailAlloc;
+    if (flags != nullptr && (flags->flags & kDmirrorFlagFailAlloc) != 0) {
+      flags->flags &= ~kDmirrorFlagFailAlloc;
       continue;
     }
     // Is RAM full?
-    const uint64_t pfn = MigratePfnToPfn(src);
-    Result<PageId> page = AllocPage(s, ram_pages, DevicePageContents(s, pfn));
+    const Page& contents = coherent ? s.pages.at(pfn) : DevicePageContents(s, pfn);
+    Result<PageId> page = AllocPage(s, ram_pages, contents);
     if (!page.ok()) continue;
     const Vpn vpn = VpnAdd(AddrToVpn(args.start), i);
-    if (mirror != nullptr) mirror->pt.erase(vpn);
+    if (pt != nullptr) PtErase(*pt, vpn, VpnAdd(vpn, 1));
     args.dst[i] = MigratePfn(page.value) | kMigratePfnLocked | (src & kMigratePfnWrite);
   }
 }
@@ -54,9 +60,12 @@ void DmirrorMigrateFinalizeAndMap(Mirror& m, const MigrateVma& args) {
   for (uint64_t i = 0; i < args.src.size(); ++i) {
     // Did it not migrate?
     if ((args.src[i] & kMigratePfnMigrate) == 0) continue;
-    Pte mapping = DeviceTarget(MigratePfnToPfn(args.dst[i]));
-    mapping.write = (args.dst[i] & kMigratePfnWrite) != 0;
-    m.pt[VpnAdd(AddrToVpn(args.start), i)] = mapping;
+    // A device-private page's backing page, or a coherent page itself.
+    const uint64_t dst = args.dst[i];
+    const uint64_t pfn = MigratePfnToPfn(dst);
+    Pte mapping = (dst & kMigratePfnDevice) != 0 ? DeviceTarget(pfn) : PageTarget(pfn);
+    mapping.write = (dst & kMigratePfnWrite) != 0;
+    PtStore(m, VpnAdd(AddrToVpn(args.start), i), mapping);
   }
 }
 
@@ -69,9 +78,13 @@ uint64_t DmirrorSuccessfulMigratedPages(const MigrateVma& args) {
                        [](uint64_t mpfn) { return (mpfn & kMoved) == kMoved; });
 }
 
-// The device pages of `device` that some CPU entry maps, in pfn order.
+// The device pages of `device` that some CPU entry maps, in pfn order; for a
+// coherent device (linux-6.1, D14) its pages, by page id.
 std::vector<uint64_t> MappedDevicePages(const State& s, DeviceId device) {
   std::set<uint64_t> pfns;
+  for (const auto& [page, owner] : s.coherent) {
+    if (owner == device) pfns.insert(page);
+  }
   for (const auto& [pid, proc] : s.procs) {
     for (const auto& [vpn, pte] : proc.ptes) {
       if (pte.device && OwnerOfDevicePfn(s, pte.device_pfn) == device) pfns.insert(pte.device_pfn);
@@ -84,24 +97,31 @@ std::vector<uint64_t> MappedDevicePages(const State& s, DeviceId device) {
 // loses its mirrors' entries first (the whole piece is unmapped before any
 // copy); then each page in order moves to a new system page with its contents,
 // all its mappings with their write bits, and its entries' references go
-// (page_free unless the driver holds it). Returns kNoMem when RAM runs out:
-// that page and the rest of the piece stay on the device.
+// (page_free unless the driver holds it; a coherent page is freed when
+// nothing maps it). Returns kNoMem when RAM runs out: that page and the rest
+// of the piece stay on the device.
 // Mirrors: lib/test_hmm.c dmirror_device_evict_chunk(); mm/migrate_device.c
 // migrate_device_range(), migrate_device_pages(), migrate_device_finalize().
-Errno DmirrorEvictPiece(State& s, uint64_t ram_pages, const std::vector<uint64_t>& pfns,
-                        size_t from, size_t to) {
+Errno DmirrorEvictPiece(State& s, uint64_t ram_pages, bool coherent,
+                        const std::vector<uint64_t>& pfns, size_t from, size_t to) {
+  auto target = [coherent](uint64_t id) { return coherent ? PageTarget(id) : DeviceTarget(id); };
   for (size_t i = from; i < to; ++i) {
-    for (const auto& [pid, vpn] : MappingsOf(s, DeviceTarget(pfns[i]))) {
+    // The rmap walk of try_to_migrate() (linux-6.1: the VMAs of the page's
+    // anon_vma, D17; otherwise its mappings).
+    for (const auto& [pid, vpn] : TryToMigrateWalk(s, target(pfns[i]), Pid(0), Vpn(0))) {
       MmuNotifierInvalidate(s, pid, vpn, VpnAdd(vpn, 1));
     }
   }
   for (size_t i = from; i < to; ++i) {
-    Result<PageId> page = AllocPage(s, ram_pages, DevicePageContents(s, pfns[i]));
+    const Page& contents = coherent ? s.pages.at(pfns[i]) : DevicePageContents(s, pfns[i]);
+    Result<PageId> page = AllocPage(s, ram_pages, contents);
     // Is RAM full? The rest of the piece stays.
     if (!page.ok()) return page.err;
-    RemoveMigrationPtes(s, DeviceTarget(pfns[i]), PageTarget(page.value));
-    PutZoneDevicePage(s, pfns[i]);
+    RemoveMigrationPtes(s, target(pfns[i]), PageTarget(page.value));
+    CopyAnonRmap(s, target(pfns[i]), PageTarget(page.value));
+    if (!coherent) PutZoneDevicePage(s, pfns[i]);
   }
+  ReleaseUnreferenced(s);
   return Errno::kOk;
 }
 
@@ -117,6 +137,8 @@ Result<uint64_t> Kernel::DmirrorDevmemAllocPage(uint64_t mirror) {
     return Errno::kNoMem;
   }
   const DeviceId device = m.device;
+  // linux-6.1: a coherent device's page (its id; D14).
+  if (DeviceCoherent(s_, device)) return AllocCoherentPage(s_, device, Page{});
   std::vector<uint64_t> devmems;
   for (const auto& [id, devmem] : s_.devmems) {
     if (devmem.device == device) devmems.push_back(id);
@@ -136,10 +158,13 @@ Result<uint64_t> Kernel::DmirrorDevmemAllocPage(uint64_t mirror) {
 // MIGRATE_TO_DEV's alloc_and_copy: for each system page or empty slot that
 // migrates, a device page (a declined page stays), the page copied into it
 // (an empty slot stays zero), dst writable iff src was, or for an empty slot
-// iff the VMA is writable.
+// iff the VMA is writable. Under linux-6.1 the page records the mirror
+// (rpage->zone_device_data), and a coherent device's page is a page id
+// without kMigratePfnDevice (D14).
 // Mirrors: lib/test_hmm.c dmirror_migrate_alloc_and_copy().
 void Kernel::DmirrorMigrateAllocAndCopy(uint64_t mirror, struct MigrateVma& args) {
   const Vma vma = *FindVma(s_.procs.at(args.pid), AddrToVpn(args.start));
+  const bool coherent = DeviceCoherent(s_, s_.mirrors.at(mirror).device);
   for (uint64_t i = 0; i < args.src.size(); ++i) {
     const uint64_t src = args.src[i];
     // Is it not migrating, or a device page already?
@@ -148,10 +173,12 @@ void Kernel::DmirrorMigrateAllocAndCopy(uint64_t mirror, struct MigrateVma& args
     Result<uint64_t> pfn = DmirrorDevmemAllocPage(mirror);
     if (!pfn.ok()) continue;
     const bool slot = (src & kMigratePfnValid) == 0;
-    if (!slot) DevicePageContents(s_, pfn.value) = s_.pages.at(MigratePfnToPfn(src));
+    Page& contents = coherent ? s_.pages.at(pfn.value) : DevicePageContents(s_, pfn.value);
+    if (!slot) contents = s_.pages.at(MigratePfnToPfn(src));
+    if (Linux61(s_) && !coherent) s_.device_page_mirror[pfn.value] = mirror;
     const bool write = (src & kMigratePfnWrite) != 0 || (slot && (vma.prot & kProtWrite) != 0);
-    args.dst[i] = MigratePfn(pfn.value) | kMigratePfnDevice | kMigratePfnLocked |
-                  (write ? uint64_t{kMigratePfnWrite} : 0);
+    args.dst[i] = MigratePfn(pfn.value) | (coherent ? 0 : uint64_t{kMigratePfnDevice}) |
+                  kMigratePfnLocked | (write ? uint64_t{kMigratePfnWrite} : 0);
   }
 }
 
@@ -169,9 +196,14 @@ Result<uint64_t> Kernel::DmirrorMigrate(uint64_t mirror, uint64_t addr, uint64_t
   const uint64_t end = addr + npages * kPageSize;
   MigrateVmaOps ops;
   ops.alloc_and_copy = [this, mirror, to_device](struct MigrateVma& args) {
+    Mirror* m = &s_.mirrors.at(mirror);
     if (to_device) DmirrorMigrateAllocAndCopy(mirror, args);
-    if (!to_device) DmirrorDevmemFaultAllocAndCopy(s_, ram_pages_, &s_.mirrors.at(mirror), args);
+    if (!to_device) DmirrorDevmemFaultAllocAndCopy(s_, ram_pages_, m, m, args);
   };
+  // Device memory comes back with the select of its kind (dmirror_select_device()).
+  const uint32_t back = DeviceCoherent(s_, s_.mirrors.at(mirror).device)
+                            ? kMigrateVmaSelectDeviceCoherent
+                            : kMigrateVmaSelectDevicePrivate;
   if (to_device) {
     ops.finalize_and_map = [this, mirror](const struct MigrateVma& args) {
       DmirrorMigrateFinalizeAndMap(s_.mirrors.at(mirror), args);
@@ -188,7 +220,7 @@ Result<uint64_t> Kernel::DmirrorMigrate(uint64_t mirror, uint64_t addr, uint64_t
     args.pid = m.pid;
     args.start = a;
     args.end = std::min({end, a + kDmirrorMigrateChunk * kPageSize, VpnToAddr(vma->end)});
-    args.select = to_device ? kMigrateVmaSelectSystem : kMigrateVmaSelectDevicePrivate;
+    args.select = to_device ? uint32_t{kMigrateVmaSelectSystem} : back;
     args.owner = m.device;
     const Errno err = MigrateVma(ops, &args);
     if (err != Errno::kOk) return err;
@@ -203,11 +235,12 @@ Result<DmirrorResult> Kernel::DmirrorMigrateToDev(uint64_t mirror, uint64_t addr
   const Result<uint64_t> moved = DmirrorMigrate(mirror, addr, npages, /*to_device=*/true);
   if (!moved.ok()) return moved.err;
   // Read back from the pt as READ copies, without faulting: is a page missing?
+  // (linux-6.1: or one the driver cannot read, D12/D15)
   DmirrorResult out;
   const Vpn start = AddrToVpn(addr);
-  if (!DmirrorDoRead(s_, s_.mirrors.at(mirror), start, VpnAdd(start, npages), &out)) {
-    return Errno::kNoEnt;
-  }
+  const PtAccess access = DmirrorDoRead(s_, s_.mirrors.at(mirror), start, VpnAdd(start, npages), &out);
+  if (access == PtAccess::kMissing) return Errno::kNoEnt;
+  if (access != PtAccess::kDone) return Splat(SplatKindOf(access), SplatWhere(access));
   return out;
 }
 
@@ -218,6 +251,19 @@ Result<DmirrorResult> Kernel::DmirrorMigrateToSys(uint64_t mirror, uint64_t addr
   return DmirrorResult{moved.value, 0, {}};
 }
 
+// Mirrors: lib/test_hmm.c dmirror_device_evict_chunk() for each chunk.
+Errno Kernel::DmirrorDeviceEvict(DeviceId device) {
+  const std::vector<uint64_t> pfns = MappedDevicePages(s_, device);
+  const bool coherent = DeviceCoherent(s_, device);
+  Errno evicted = Errno::kOk;
+  // Loop invariant: the pages of pfns[0, from) are in system memory.
+  for (size_t from = 0; from < pfns.size() && evicted == Errno::kOk; from += kDmirrorMigrateChunk) {
+    const size_t to = std::min<size_t>(pfns.size(), from + kDmirrorMigrateChunk);
+    evicted = DmirrorEvictPiece(s_, ram_pages_, coherent, pfns, from, to);
+  }
+  return evicted;
+}
+
 // Evicts all of the mirror's device's memory in pieces of
 // kDmirrorMigrateChunk mapped pages, in pfn order, until RAM runs out; then
 // removes the chunks the driver added that nothing uses any more.
@@ -226,13 +272,7 @@ Errno Kernel::DmirrorRelease(uint64_t mirror) {
   // Is the mirror registered?
   if (s_.mirrors.count(mirror) == 0) return Errno::kNoEnt;
   const DeviceId device = s_.mirrors.at(mirror).device;
-  const std::vector<uint64_t> pfns = MappedDevicePages(s_, device);
-  Errno evicted = Errno::kOk;
-  // Loop invariant: the pages of pfns[0, from) are in system memory.
-  for (size_t from = 0; from < pfns.size() && evicted == Errno::kOk; from += kDmirrorMigrateChunk) {
-    const size_t to = std::min<size_t>(pfns.size(), from + kDmirrorMigrateChunk);
-    evicted = DmirrorEvictPiece(s_, ram_pages_, pfns, from, to);
-  }
+  const Errno evicted = DmirrorDeviceEvict(device);
   std::vector<uint64_t> chunks;
   for (const auto& [id, devmem] : s_.devmems) {
     if (devmem.device == device && devmem.dmirror_chunk) chunks.push_back(id);
@@ -267,9 +307,16 @@ Errno Kernel::DmirrorDevmemFault(Pid pid, Vpn vpn, uint64_t pfn) {
   args.select = kMigrateVmaSelectDevicePrivate;
   args.owner = OwnerOfDevicePfn(s_, pfn);
   args.fault_page = pfn;
+  // linux-6.1: the driver erases the address from the pt of the file whose
+  // MIGRATE_TO_DEV allocated the page (rpage->zone_device_data), if still open.
+  auto owner = s_.device_page_mirror.find(pfn);
+  Mirror* pt = nullptr;
+  if (owner != s_.device_page_mirror.end() && s_.mirrors.count(owner->second) != 0) {
+    pt = &s_.mirrors.at(owner->second);
+  }
   MigrateVmaOps ops;
-  ops.alloc_and_copy = [this](struct MigrateVma& a) {
-    DmirrorDevmemFaultAllocAndCopy(s_, ram_pages_, nullptr, a);
+  ops.alloc_and_copy = [this, pt](struct MigrateVma& a) {
+    DmirrorDevmemFaultAllocAndCopy(s_, ram_pages_, nullptr, pt, a);
   };
   // Does setup fail?
   if (MigrateVma(ops, &args) != Errno::kOk) return Errno::kFault;

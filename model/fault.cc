@@ -9,10 +9,12 @@
 // which migrates the page back to system memory (docs/migrate.md), and the
 // access goes on there; it fails only if the page cannot move (RAM full).
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "model/address_space.h"
+#include "model/anon_vma.h"
 #include "model/kernel.h"
 #include "model/mirror_walk.h"
 
@@ -22,17 +24,22 @@ namespace {
 enum class Access { kRead, kWrite };
 
 // Whether the VMA allows the access: write needs kProtWrite; read needs
-// kProtRead or kProtWrite (on x86 a writable page is readable).
+// kProtRead or kProtWrite (on x86 a writable page is readable), or kProtExec
+// (kept under linux-6.1 only: an executable page is readable too).
+// Mirrors: arch/x86/mm/fault.c access_error().
 bool VmaAllows(const Vma& vma, Access access) {
   if (access == Access::kWrite) return (vma.prot & kProtWrite) != 0;
-  return (vma.prot & (kProtRead | kProtWrite)) != 0;
+  return (vma.prot & (kProtRead | kProtWrite | kProtExec)) != 0;
 }
 
 // Maps at vpn the shared object's page for it, allocated zeroed on first use.
-// Mirrors: mm/shmem.c shmem_fault(), shmem_get_folio_gfp().
+// linux-6.1: a page at or past the object's size is SIGBUS (kFault, D7).
+// Mirrors: mm/shmem.c shmem_fault(), shmem_get_folio_gfp() (the i_size check).
 Errno MapShmemPage(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn, bool write) {
   SharedObject& obj = s.objects.at(vma.object);
   const uint64_t pgoff = vma.pgoff + (vpn.value - vma.start.value);
+  // linux-6.1: is the page past the shmem file's end?
+  if (Linux61(s) && pgoff >= obj.size && obj.pages.count(pgoff) == 0) return Errno::kFault;
   if (obj.pages.count(pgoff) == 0) {
     Result<PageId> page = AllocPage(s, ram_pages, Page{});
     if (!page.ok()) return page.err;
@@ -42,13 +49,33 @@ Errno MapShmemPage(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn
   return Errno::kOk;
 }
 
+// linux-6.1: a read fault of a shmem VMA first maps the object's pages that
+// exist around vpn: from vpn rounded down to 16 pages (but not below the
+// VMA) to 16 pages on, the VMA's end or the page table's, whichever is
+// first, each where no PTE is, writable iff the VMA is (D22).
+// Mirrors: mm/memory.c do_read_fault(), do_fault_around(); mm/filemap.c
+// filemap_map_pages() (fault_around_bytes: 64 KiB).
+void FaultAround(State& s, Process& p, const Vma& vma, Vpn vpn) {
+  constexpr uint64_t kFaultAroundPages = 16, kPtrsPerPte = 512;
+  const SharedObject& obj = s.objects.at(vma.object);
+  const uint64_t first = std::max(vpn.value & ~(kFaultAroundPages - 1), vma.start.value);
+  const uint64_t table_end = (first / kPtrsPerPte + 1) * kPtrsPerPte;
+  const uint64_t last = std::min({table_end, vma.end.value, first + kFaultAroundPages});
+  for (uint64_t v = first; v < last; ++v) {
+    auto page = obj.pages.find(vma.pgoff + (v - vma.start.value));
+    if (page == obj.pages.end() || p.ptes.count(Vpn(v)) != 0) continue;
+    p.ptes[Vpn(v)] = Pte{false, page->second, (vma.prot & kProtWrite) != 0};
+  }
+}
+
 // A read fault: a missing PTE of a private VMA maps the zero page; of a
 // shared VMA, the object's page, writable iff the VMA is.
 // Mirrors: mm/memory.c do_anonymous_page() (zero page), do_read_fault().
 Errno ReadFault(State& s, uint64_t ram_pages, Process& p, const Vma& vma, Vpn vpn) {
   // Is a PTE present already?
   if (p.ptes.count(vpn) != 0) return Errno::kOk;
-  // Is the VMA shared?
+  // Is the VMA shared? (linux-6.1 maps its neighbours first, D22.)
+  if (vma.shared && Linux61(s)) FaultAround(s, p, vma, vpn);
   if (vma.shared) return MapShmemPage(s, ram_pages, p, vma, vpn, (vma.prot & kProtWrite) != 0);
   p.ptes[vpn] = Pte{true, 0, false};
   return Errno::kOk;
@@ -62,8 +89,11 @@ Errno WpPageCopy(State& s, uint64_t ram_pages, Pid pid, Vpn vpn, Pte& pte) {
   const Page contents = pte.zero ? Page{} : s.pages.at(pte.page);
   Result<PageId> copy = AllocPage(s, ram_pages, contents);
   if (!copy.ok()) return copy.err;
+  AnonVmaPrepare(s, s.procs.at(pid), vpn);
   MmuNotifierInvalidate(s, pid, vpn, VpnAdd(vpn, 1));
   pte = Pte{false, copy.value, true};
+  pte.dirty = Linux61(s);
+  SetAnonRmap(s, pte, s.procs.at(pid), vpn);
   return Errno::kOk;
 }
 
@@ -77,7 +107,10 @@ Errno WriteFault(State& s, uint64_t ram_pages, Pid pid, Process& p, const Vma& v
   if (it == p.ptes.end()) {
     Result<PageId> page = AllocPage(s, ram_pages, Page{});
     if (!page.ok()) return page.err;
+    AnonVmaPrepare(s, p, vpn);
     p.ptes[vpn] = Pte{false, page.value, true};
+    p.ptes.at(vpn).dirty = Linux61(s);
+    SetAnonRmap(s, p.ptes.at(vpn), p, vpn);
     return Errno::kOk;
   }
   Pte& pte = it->second;
@@ -90,8 +123,11 @@ Errno WriteFault(State& s, uint64_t ram_pages, Pid pid, Process& p, const Vma& v
   }
   // Is it the zero page, or a page some other PTE maps? Copy it (COW break).
   if (pte.zero || CountPtes(s, pte.page) > 1) return WpPageCopy(s, ram_pages, pid, vpn, pte);
-  // Only this PTE maps it: reuse it (wp_page_reuse()).
+  // Only this PTE maps it: reuse it (wp_page_reuse(); the page moves to this
+  // VMA's anon_vma, page_move_anon_rmap()).
   pte.write = true;
+  pte.dirty = Linux61(s);
+  SetAnonRmap(s, pte, p, vpn);
   return Errno::kOk;
 }
 
@@ -141,8 +177,8 @@ Result<std::vector<uint8_t>> Kernel::CpuRead(Pid pid, uint64_t addr, uint64_t le
   if (!IsLive(s_, pid)) return Errno::kSrch;
   // Is the length within 1..kMaxAccess?
   if (len == 0 || len > kMaxAccess) return Errno::kInval;
-  // Does the range end at or below kTaskSize?
-  if (addr > kTaskSize - len) return Errno::kFault;
+  // Does the range end at or below TASK_SIZE?
+  if (addr > TaskSize(s_) - len) return Errno::kFault;
   // Loop invariant: out holds [addr, addr + i); their pages are faulted in.
   std::vector<uint8_t> out;
   for (uint64_t i = 0; i < len; ++i) {
@@ -163,8 +199,8 @@ Errno Kernel::CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes
   if (!IsLive(s_, pid)) return Errno::kSrch;
   // Is the length within 1..kMaxAccess?
   if (bytes.empty() || bytes.size() > kMaxAccess) return Errno::kInval;
-  // Does the range end at or below kTaskSize?
-  if (addr > kTaskSize - bytes.size()) return Errno::kFault;
+  // Does the range end at or below TASK_SIZE?
+  if (addr > TaskSize(s_) - bytes.size()) return Errno::kFault;
   // Loop invariant: [addr, addr + i) is written; its pages are faulted in.
   for (uint64_t i = 0; i < bytes.size(); ++i) {
     const uint64_t a = addr + i;
@@ -172,8 +208,9 @@ Errno Kernel::CpuWrite(Pid pid, uint64_t addr, const std::vector<uint8_t>& bytes
       const Errno err = FaultIn(pid, AddrToVpn(a), /*write=*/true);
       if (err != Errno::kOk) return err;
     }
-    const Pte& pte = s_.procs.at(pid).ptes.at(AddrToVpn(a));
+    Pte& pte = s_.procs.at(pid).ptes.at(AddrToVpn(a));
     s_.pages.at(pte.page).Set(a % kPageSize, bytes[i]);
+    pte.dirty = Linux61(s_);  // the store sets the dirty bit (linux-6.1 keeps it)
   }
   return Errno::kOk;
 }
@@ -187,8 +224,8 @@ Result<PinId> Kernel::PinUserPages(Pid pid, uint64_t addr, uint64_t npages) {
   if (!PageAligned(addr)) return Errno::kInval;
   // Is npages within 1..kMaxPinPages?
   if (npages == 0 || npages > kMaxPinPages) return Errno::kInval;
-  // Does the range end at or below kTaskSize?
-  if (addr > kTaskSize - npages * kPageSize) return Errno::kFault;
+  // Does the range end at or below TASK_SIZE?
+  if (addr > TaskSize(s_) - npages * kPageSize) return Errno::kFault;
   // Loop invariant: pages[i] is the page now mapped, writable, at page i.
   // On failure the pins taken so far are dropped: the pages stay mapped.
   std::vector<PageId> pages;

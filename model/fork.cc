@@ -7,6 +7,7 @@
 // VMA, whose PTEs lose write (docs/mirror.md).
 
 #include "model/address_space.h"
+#include "model/anon_vma.h"
 #include "model/kernel.h"
 #include "model/mirror_walk.h"
 
@@ -30,11 +31,14 @@ Errno CopyPresentPte(State& s, uint64_t ram_pages, Process& parent, Process& chi
     Result<PageId> copy = AllocPage(s, ram_pages, s.pages.at(pte.page));
     if (!copy.ok()) return copy.err;
     child.ptes[vpn] = Pte{false, copy.value, (vma.prot & kProtWrite) != 0};
+    SetAnonRmap(s, child.ptes.at(vpn), child, vpn);
     return Errno::kOk;
   }
-  // Otherwise both map it read-only: the first write breaks the COW.
+  // Otherwise both map it read-only: the first write breaks the COW; the
+  // page is no longer exclusive (linux-6.1; the child's PTE keeps the dirty bit).
   pte.write = false;
   child.ptes[vpn] = pte;
+  ShareAnonRmap(s, pte);
   return Errno::kOk;
 }
 
@@ -43,10 +47,11 @@ Errno CopyPresentPte(State& s, uint64_t ram_pages, Process& parent, Process& chi
 // mapping, so a write entry becomes read in parent and child: the first CPU
 // write in either faults.
 // Mirrors: mm/memory.c copy_one_pte() (is_device_private_entry() branch).
-void CopyDeviceEntry(Process& parent, Process& child, Vpn vpn) {
+void CopyDeviceEntry(State& s, Process& parent, Process& child, Vpn vpn) {
   Pte& pte = parent.ptes.at(vpn);
   pte.write = false;
   child.ptes[vpn] = pte;
+  ShareAnonRmap(s, pte);
 }
 
 }  // namespace
@@ -64,17 +69,21 @@ Result<Pid> Kernel::Fork(Pid pid) {
   Process& parent = next.procs.at(pid);
   Process& child = next.procs[child_pid];
   child.vmas = parent.vmas;
-  // copy_page_range() write-protects every COW mapping under the notifier.
+  for (auto& [start, vma] : child.vmas) AnonVmaFork(next, parent.vmas.at(start), &vma);
+  // copy_page_range() write-protects every COW mapping under the notifier
+  // (linux-6.1: only one with an anon_vma, vma_needs_copy(); D17).
   for (const auto& [start, vma] : parent.vmas) {
-    if (!vma.shared) MmuNotifierInvalidate(next, pid, vma.start, vma.end);
+    const bool needs_copy = !Linux61(next) || vma.anon_vma != 0;
+    if (!vma.shared && needs_copy) MmuNotifierInvalidate(next, pid, vma.start, vma.end);
   }
   for (const auto& [vpn, pte] : s_.procs.at(pid).ptes) {
     const Vma& vma = *FindVma(parent, vpn);
     // Is the VMA shared? Its PTEs are not copied (no anon_vma): the child faults.
-    if (vma.shared) continue;
+    // (linux-6.1: nor are a private VMA's without an anon_vma, D17.)
+    if (vma.shared || (Linux61(next) && vma.anon_vma == 0)) continue;
     // Is it a device entry? Shared with the child, read-only in both.
     if (pte.device) {
-      CopyDeviceEntry(parent, child, vpn);
+      CopyDeviceEntry(next, parent, child, vpn);
       continue;
     }
     const Errno err = CopyPresentPte(next, ram_pages_, parent, child, vpn, vma);

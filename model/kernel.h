@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,17 @@ struct Vma {
   bool shared = false;
   ObjectId object = 0;  // shared only: the shmem object mapped
   uint64_t pgoff = 0;   // shared only: object page mapped at `start`
+  // linux-6.1 only (0, false, empty otherwise; model/anon_vma.cc): a private
+  // VMA's vm_pgoff (its linear page index at start), VM_ACCOUNT (it was
+  // writable once), its anon_vma and every anon_vma it is linked to (its own
+  // and its fork ancestors'), and when its rmap tree nodes were last
+  // inserted. They decide which VMAs 6.1 merges, and which VMAs an rmap walk
+  // visits in which order.
+  uint64_t vm_pgoff = 0;
+  bool account = false;
+  uint64_t anon_vma = 0;
+  std::set<uint64_t> anon_chain;
+  uint64_t rmap_seq = 0;
 
   bool operator==(const Vma& o) const;
 };
@@ -48,6 +60,10 @@ struct Pte {
   // names device_pfn (a physical identity, never renamed); page == 0, zero == false.
   bool device = false;
   uint64_t device_pfn = 0;
+  // linux-6.1 only (false otherwise): the present PTE's dirty bit, set by a
+  // write fault and by every CPU store through it; with the page's
+  // PageAnonExclusive it lets mprotect() make the PTE writable (D20).
+  bool dirty = false;
 
   bool operator==(const Pte& o) const;
 };
@@ -70,8 +86,11 @@ struct Process {
 
 struct SharedObject {
   std::map<uint64_t, PageId> pages;  // pgoff -> page
+  // linux-6.1: the shmem file's size in pages (a fault at or past it is
+  // SIGBUS, D7); 0 in the other profiles, whose objects grow with their VMAs.
+  uint64_t size = 0;
 
-  bool operator==(const SharedObject& o) const { return pages == o.pages; }
+  bool operator==(const SharedObject& o) const { return pages == o.pages && size == o.size; }
 };
 
 // One range of the physical address space (kernel/resource.c iomem_resource).
@@ -127,9 +146,17 @@ struct Mirror {
   Pid pid;
   std::map<Vpn, Pte> pt;
   uint64_t flags = 0;  // HMM_DMIRROR_FLAGS: kDmirrorFlagFailAlloc (docs/migrate.md)
+  // linux-6.1 only (empty otherwise; docs/divergences.md): pt entries that hold
+  // the device-private struct page itself, as 6.1's fault stores an owner's
+  // page (reading one oopses, D12), and entries whose page was freed while
+  // the entry stayed (6.1 skips the owner device's mirrors on migration:
+  // reading one reads freed memory, D15).
+  std::set<Vpn> unbacked;
+  std::set<Vpn> stale;
 
   bool operator==(const Mirror& o) const {
-    return device == o.device && pid == o.pid && pt == o.pt && flags == o.flags;
+    return device == o.device && pid == o.pid && pt == o.pt && flags == o.flags &&
+           unbacked == o.unbacked && stale == o.stale;
   }
 };
 
@@ -161,6 +188,17 @@ struct Range {
   }
 };
 
+// linux-6.1: where an anonymous page sits in the rmap (model/anon_vma.cc).
+struct AnonRmap {
+  uint64_t anon_vma = 0;   // page->mapping
+  uint64_t index = 0;      // page->index: the linear page index it was created at
+  bool exclusive = false;  // PageAnonExclusive: no fork shares it (D20)
+
+  bool operator==(const AnonRmap& o) const {
+    return anon_vma == o.anon_vma && index == o.index && exclusive == o.exclusive;
+  }
+};
+
 struct State {
   std::map<Pid, Process> procs;  // live processes
   std::map<PageId, Page> pages;  // every page that exists (zero page excluded)
@@ -181,6 +219,19 @@ struct State {
   std::map<uint64_t, Range> ranges;    // open ranges, keyed by id
   uint64_t next_mirror = 1;
   uint64_t next_range = 1;
+  // linux-6.1 only (empty otherwise; docs/divergences.md D14): the pages that
+  // live in a device-coherent device's memory (devices 2 and 3), by device.
+  // The CPU maps them like system pages; only migration and eviction treat
+  // them as device memory. And the mirror whose MIGRATE_TO_DEV allocated each
+  // device-private page (the driver's rpage->zone_device_data), which the CPU
+  // fault's migration back updates.
+  std::map<PageId, DeviceId> coherent;
+  std::map<uint64_t, uint64_t> device_page_mirror;  // device pfn -> mirror id
+  // linux-6.1 only: each anonymous page's rmap, page->mapping's anon_vma and
+  // page->index, by page: {false, page id} or {true, device pfn}.
+  std::map<std::pair<bool, uint64_t>, AnonRmap> anon_rmap;
+  uint64_t next_anon_vma = 1;
+  uint64_t next_rmap_seq = 1;
 
   bool operator==(const State& o) const;
 };
@@ -198,6 +249,18 @@ struct MigrateVma {
   std::vector<uint64_t> src;  // kMigratePfn* | pfn << kMigratePfnShift, by MigrateVma
   std::vector<uint64_t> dst;  // by the driver's alloc_and_copy
   uint64_t cpages = 0;        // entries collected
+};
+
+// What Linux 6.1 does at an operation beyond its result (linux-6.1 profile
+// only; docs/divergences.md): its driver's WARNING (D13), an oops (D12), or
+// a read or write through a page table entry whose page it freed (D15). The
+// kernel oracle expects the warning in the kernel's log, and compares nothing
+// of a trace from an oops or a use-after-free on. The model's own result for
+// such an operation is kFault.
+struct KernelSplat {
+  enum Kind : uint8_t { kWarning, kOops, kUseAfterFree };
+  Kind kind = kWarning;
+  std::string where;  // the kernel function, e.g. "lib/test_hmm.c dmirror_do_fault()"
 };
 
 class Kernel;
@@ -278,6 +341,8 @@ class Kernel {
 
   const State& state() const { return s_; }
   uint64_t ram_pages() const { return ram_pages_; }
+  // linux-6.1: every KernelSplat so far, in order (empty in other profiles).
+  const std::vector<KernelSplat>& splats() const { return splats_; }
 
  private:
   // The fault path shared by CpuRead, CpuWrite and PinUserPages (fault.cc):
@@ -293,9 +358,20 @@ class Kernel {
   // The dummy device's fault (dmirror.cc): one page as 6.1's hmm_range_fault()
   // with dev_private_owner = device; one chunk, stored in the mirror's pt only
   // if every page succeeds; and [start, end) in chunks of kDmirrorFaultChunk.
-  Errno DmirrorFaultPage(Pid pid, DeviceId device, Vpn vpn, bool write);
+  Errno DmirrorFaultPage(Pid pid, DeviceId device, Vpn vpn, Vpn chunk_end, bool write);
   Errno DmirrorRangeFault(uint64_t mirror, Vpn start, Vpn end, bool write);
   Errno DmirrorFault(uint64_t mirror, Vpn start, Vpn end, bool write);
+  // linux-6.1: hmm_vma_fault() faults every page from vpn to the end of its
+  // unit: the chunk, the VMA and the 2 MiB page table (an owner's device page
+  // there migrates back too). kPerm for a write to a VMA without PROT_WRITE,
+  // kFault when a page's fault fails.
+  Errno HmmVmaFaultUnit(Pid pid, Vpn vpn, Vpn chunk_end, bool write);
+  // The dummy device's dmirror_do_fault(): stores [start, end)'s entries in
+  // order; under linux-6.1 a read-only entry for a write is the driver's
+  // WARNING and kFault (D13), the entries before it stored.
+  Errno DmirrorDoFault(uint64_t mirror, Vpn start, Vpn end, bool write);
+  // Records a KernelSplat and answers kFault (a linux-6.1 oops or use-after-free).
+  Errno Splat(KernelSplat::Kind kind, const char* where);
 
   // Migration (docs/migrate.md). Inside Kernel, `MigrateVma` names the
   // operation, so the struct is `struct MigrateVma`.
@@ -312,9 +388,13 @@ class Kernel {
   void DmirrorMigrateAllocAndCopy(uint64_t mirror, struct MigrateVma& args);
   Result<uint64_t> DmirrorMigrate(uint64_t mirror, uint64_t addr, uint64_t npages, bool to_device);
   Errno DmirrorDevmemFault(Pid pid, Vpn vpn, uint64_t pfn);
+  // Evicts all of device's memory to system memory, in pieces (RELEASE, and
+  // under linux-6.1 a mirror's close): kNoMem when RAM runs out.
+  Errno DmirrorDeviceEvict(DeviceId device);
 
   State s_;
   uint64_t ram_pages_;
+  std::vector<KernelSplat> splats_;
 };
 
 }  // namespace hmm::model

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "model/address_space.h"
+#include "model/anon_vma.h"
 #include "model/kernel.h"
 #include "model/migrate_walk.h"
 #include "model/mirror_walk.h"
@@ -52,8 +53,12 @@ void RemoveMigrationPtes(State& s, const Pte& old_target, const Pte& new_target)
   for (const auto& [pid, vpn] : MappingsOf(s, old_target)) {
     Pte& pte = s.procs.at(pid).ptes.at(vpn);
     const bool write = pte.write;
+    // Dirty from present to present only: a device-private entry has no
+    // dirty bit (the migration entry's, linux-6.1).
+    const bool dirty = pte.dirty && !pte.device && !new_target.device;
     pte = new_target;
     pte.write = write;
+    pte.dirty = dirty;
   }
 }
 
@@ -81,7 +86,7 @@ Errno MigrateVmaGuards(const State& s, const MigrateVma& args) {
   if (!IsLive(s, args.pid)) return Errno::kSrch;
   // Are start and end page-aligned, start < end, and end within kTaskSize?
   if (!PageAligned(args.start) || !PageAligned(args.end)) return Errno::kInval;
-  if (args.start >= args.end || args.end > kTaskSize) return Errno::kInval;
+  if (args.start >= args.end || args.end > TaskSize(s)) return Errno::kInval;
   // Does one VMA hold [start, end)?
   const Vma* vma = FindVma(s.procs.at(args.pid), AddrToVpn(args.start));
   if (vma == nullptr || AddrToVpn(args.end) > vma->end) return Errno::kInval;
@@ -115,6 +120,15 @@ uint64_t MigrateVmaCollectPte(const State& s, const MigrateVma& args, const Vma&
     if (!selected) return 0;
     return MigratePfn(pte.device_pfn) | kMigratePfnDevice | kMigratePfnMigrate | kMigratePfnLocked |
            write;
+  }
+  // linux-6.1: a coherent device's page? Collected only with DeviceCoherent
+  // selected and its device the owner; never as System (D14).
+  auto coherent = s.coherent.find(pte.page);
+  if (coherent != s.coherent.end()) {
+    const bool selected = Has(args.select, kMigrateVmaSelectDeviceCoherent) &&
+                          coherent->second == args.owner;
+    if (!selected) return 0;
+    return MigratePfn(pte.page) | kMigratePfnMigrate | kMigratePfnLocked | write;
   }
   // A present system page (private or shared): collected if System is selected.
   if (!system) return 0;
@@ -173,9 +187,11 @@ void MigrateVmaUnmap(State& s, MigrateVma& args) {
     uint64_t& mpfn = args.src[i];
     // Is it an empty slot, or nothing?
     if (!PageMigrating(mpfn)) continue;
-    for (const auto& [pid, vpn] : MappingsOf(s, MigrateTarget(mpfn))) {
-      // Is it the address collect took it from? Notified there already.
-      if (pid == args.pid && vpn == VpnAdd(start, i)) continue;
+    // Its other mappings, through try_to_migrate() (under linux-6.1 its rmap
+    // walk: collect's own address and VMAs that do not map it are notified
+    // too, until no mapping is left; D17).
+    const Pte target = MigrateTarget(mpfn);
+    for (const auto& [pid, vpn] : TryToMigrateWalk(s, target, args.pid, VpnAdd(start, i))) {
       MmuNotifierInvalidate(s, pid, vpn, VpnAdd(vpn, 1));
     }
     // Is it a system page that a pin holds? It is not migrated.
@@ -192,7 +208,16 @@ void MigrateVmaUnmap(State& s, MigrateVma& args) {
 void MigrateVmaInsertPage(State& s, Pid pid, const Vma& vma, Vpn vpn, uint64_t dst) {
   Pte entry = MigrateTarget(dst);
   entry.write = (vma.prot & kProtWrite) != 0;
-  s.procs.at(pid).ptes[vpn] = entry;
+  Process& p = s.procs.at(pid);
+  AnonVmaPrepare(s, p, vpn);
+  p.ptes[vpn] = entry;
+  SetAnonRmap(s, entry, p, vpn);
+}
+
+// Whether a dst entry names device memory: a device-private page, or under
+// linux-6.1 a coherent device's page.
+bool DeviceDestination(const State& s, uint64_t dst) {
+  return Has(dst, kMigratePfnDevice) || s.coherent.count(MigratePfnToPfn(dst)) != 0;
 }
 
 // Phase 4, per entry that still migrates: no destination -> not migrated; an
@@ -218,7 +243,7 @@ void MigrateVmaPages(State& s, MigrateVma& args, const Vma& vma) {
       continue;
     }
     // Is it a shmem page (page_mapping()), bound for device memory?
-    if (vma.shared && Has(dst, kMigratePfnDevice)) src &= ~kMigratePfnMigrate;
+    if (vma.shared && DeviceDestination(s, dst)) src &= ~kMigratePfnMigrate;
   }
 }
 
@@ -226,12 +251,15 @@ void MigrateVmaPages(State& s, MigrateVma& args, const Vma& vma) {
 // skipped at collect, lose their entries exactly where the CPU's change:
 // every mapping of a page that moves, every filled empty slot. A page that
 // does not move keeps its device entries. Under v18 every mirror lost them at
-// collect already.
+// collect already; under linux-6.1 none does: 6.1 relies on the migrating
+// file's own updates (the driver's callbacks), and the device's other mirrors
+// keep their entries (stale once the page is freed, D15).
 // Mirrors: lib/test_hmm.c dmirror_migrate_finalize_and_map() (6.1 updates only
 // the migrating file's pt; hmmref every mirror of the device, docs/migrate.md).
 void MigrateVmaInvalidateOwner(State& s, const MigrateVma& args) {
-  // Under v18, was every mirror invalidated at collect?
-  if (s.config.profile == Profile::kV18) return;
+  // Under v18, was every mirror invalidated at collect? Under linux-6.1, is
+  // every mirror of the owner left alone?
+  if (s.config.profile == Profile::kV18 || Linux61(s)) return;
   const DeviceId owner = args.owner;
   const MirrorFilter owned = [owner](const Mirror& m) { return m.device == owner; };
   const Vpn start = AddrToVpn(args.start);
@@ -257,6 +285,7 @@ void MovePage(State& s, const MigrateVma& args, const Vma& vma, uint64_t i) {
   const Pte old_target = MigrateTarget(args.src[i]);
   const Pte new_target = MigrateTarget(args.dst[i]);
   RemoveMigrationPtes(s, old_target, new_target);
+  CopyAnonRmap(s, old_target, new_target);
   // Is it a private page? Only its entries named it.
   if (!vma.shared) return;
   const Vpn vpn = VpnAdd(AddrToVpn(args.start), i);

@@ -24,10 +24,12 @@ void MmuNotifierInvalidate(State& s, Pid pid, Vpn start, Vpn end) {
 }
 
 void MmuNotifierInvalidateIf(State& s, Pid pid, Vpn start, Vpn end, const MirrorFilter& pick) {
-  // The device side: each mirror's sync_cpu_device_pagetables().
+  // The device side: each mirror's sync_cpu_device_pagetables(). Under
+  // linux-6.1 the dummy device erases [start, end] page-inclusive (D1).
+  const Vpn pt_end = Linux61(s) ? VpnAdd(end, 1) : end;
   for (auto& [id, mirror] : s.mirrors) {
     if (mirror.pid != pid || !pick(mirror)) continue;
-    mirror.pt.erase(mirror.pt.lower_bound(start), mirror.pt.lower_bound(end));
+    PtErase(mirror, start, pt_end);
   }
   // The snapshot side: the overlapping open ranges lose their validity for good.
   for (auto& [id, range] : s.ranges) {
@@ -49,6 +51,27 @@ void MmuNotifierInvalidateMapped(State& s, Pid pid, Vpn start, Vpn end) {
   for (const auto& [key, vma] : s.procs.at(pid).vmas) {
     if (vma.start < end && start < vma.end) {
       MmuNotifierInvalidate(s, pid, std::max(start, vma.start), std::min(end, vma.end));
+    }
+  }
+}
+
+void PtStore(Mirror& m, Vpn vpn, const Pte& entry, bool unbacked) {
+  m.pt[vpn] = entry;
+  m.stale.erase(vpn);
+  if (unbacked) m.unbacked.insert(vpn);
+  if (!unbacked) m.unbacked.erase(vpn);
+}
+
+void PtErase(Mirror& m, Vpn start, Vpn end) {
+  m.pt.erase(m.pt.lower_bound(start), m.pt.lower_bound(end));
+  m.unbacked.erase(m.unbacked.lower_bound(start), m.unbacked.lower_bound(end));
+  m.stale.erase(m.stale.lower_bound(start), m.stale.lower_bound(end));
+}
+
+void PtMarkFreed(State& s, const Pte& target) {
+  for (auto& [id, mirror] : s.mirrors) {
+    for (const auto& [vpn, entry] : mirror.pt) {
+      if (SameTarget(entry, target)) mirror.stale.insert(vpn);
     }
   }
 }
@@ -141,16 +164,22 @@ uint64_t RegisterRange(State& s, uint64_t mirror, Vpn start, uint64_t npages) {
 Result<uint64_t> Kernel::HmmMirrorRegister(DeviceId device, Pid pid) {
   // Is the pid a live process?
   if (!IsLive(s_, pid)) return Errno::kSrch;
-  // Is the device one of /dev/hmm_dmirror0..3?
-  if (device.value >= kMaxDevices) return Errno::kInval;
-  // Is there room for one more mirror?
-  if (s_.mirrors.size() >= kMaxMirrors) return Errno::kNoMem;
+  // Is the device one of /dev/hmm_dmirror0..3? (linux-6.1: there is no such
+  // file to open, kNoEnt; D8)
+  if (device.value >= kMaxDevices) return Linux61(s_) ? Errno::kNoEnt : Errno::kInval;
+  // Is there room for one more mirror? (linux-6.1 has no limit; D11)
+  if (!Linux61(s_) && s_.mirrors.size() >= kMaxMirrors) return Errno::kNoMem;
   const uint64_t id = s_.next_mirror++;
-  s_.mirrors.emplace(id, Mirror{device, pid, {}});
+  Mirror m;
+  m.device = device;
+  m.pid = pid;
+  s_.mirrors.emplace(id, m);
   return id;
 }
 
-// Mirrors: mm/hmm.c hmm_mirror_unregister() + lib/test_hmm.c dmirror_fops_release().
+// Mirrors: mm/hmm.c hmm_mirror_unregister() + lib/test_hmm.c dmirror_fops_release()
+// (6.1: the last close also evicts all of the device's memory, for every
+// process; docs/migrate.md).
 Errno Kernel::HmmMirrorUnregister(uint64_t mirror) {
   // Is the mirror registered?
   if (s_.mirrors.count(mirror) == 0) return Errno::kNoEnt;
@@ -158,7 +187,11 @@ Errno Kernel::HmmMirrorUnregister(uint64_t mirror) {
   for (const auto& [id, range] : s_.ranges) {
     if (range.mirror == mirror) return Errno::kBusy;
   }
+  const DeviceId device = s_.mirrors.at(mirror).device;
   s_.mirrors.erase(mirror);
+  // linux-6.1: the release evicts the device's memory (RAM full is the
+  // model's bound: the kernel's allocation cannot fail there).
+  if (Linux61(s_)) (void)DmirrorDeviceEvict(device);
   return Errno::kOk;
 }
 

@@ -211,7 +211,10 @@ TEST_F(InvalidateTest, ExitEmptiesPtKeepsMirrorInvalidatesRanges) {
   const uint64_t a = MappedAndMirrored(2);
   const uint64_t range = Snap(a, 2);
   ASSERT_EQ(k_.Exit(pid_), Errno::kOk);
-  EXPECT_EQ(k_.state().mirrors.at(1), (Mirror{DeviceId(0), pid_, {}}));
+  Mirror expected;
+  expected.device = DeviceId(0);
+  expected.pid = pid_;
+  EXPECT_EQ(k_.state().mirrors.at(1), expected);
   EXPECT_FALSE(RangeOf(range).valid);
   EXPECT_EQ(RangeOf(range).pfns, std::vector<HmmPfn>(2));
   EXPECT_EQ(k_.DmirrorRead(1, a, 1).err, Errno::kInval);

@@ -52,7 +52,10 @@ TEST(MirrorRegisterTest, IdsCountUpNeverReused) {
   const Pid pid = k.CreateProcess().value;
   EXPECT_EQ(k.HmmMirrorRegister(DeviceId(0), pid).value, 1u);
   EXPECT_EQ(k.HmmMirrorRegister(DeviceId(3), pid).value, 2u);  // same process, another device
-  EXPECT_EQ(k.state().mirrors.at(2), (Mirror{DeviceId(3), pid, {}}));
+  Mirror expected;
+  expected.device = DeviceId(3);
+  expected.pid = pid;
+  EXPECT_EQ(k.state().mirrors.at(2), expected);
   ASSERT_EQ(k.HmmMirrorUnregister(1), Errno::kOk);
   EXPECT_EQ(k.HmmMirrorUnregister(1), Errno::kNoEnt);
   EXPECT_EQ(k.HmmMirrorRegister(DeviceId(0), pid).value, 3u);

@@ -21,12 +21,24 @@ inline bool EndsAboveTaskSize(uint64_t addr, uint64_t npages) {
 }
 
 // The notification of a CPU page-table change on [start, end) of process pid:
-// every mirror of pid erases its pt entries in [start, end), and every open
+// every mirror of pid erases its pt entries in [start, end) (under linux-6.1
+// [start, end], as 6.1's dummy device does: docs/divergences.md D1), and every open
 // range of pid's mirrors that overlaps [start, end) (strictly) becomes invalid,
 // its entries in the overlap zeroed. Touches nothing but mirrors and ranges.
 // Mirrors: mm/hmm.c hmm_invalidate_range() (4.14), lib/test_hmm.c
 // dmirror_do_update() (the mirror's sync_cpu_device_pagetables()).
 void MmuNotifierInvalidate(State& s, Pid pid, Vpn start, Vpn end);
+
+// The dummy device's page-table updates (its xarray's xa_store() and
+// xa_erase()), which also keep the linux-6.1 notes (Mirror::unbacked, stale)
+// of each entry: PtStore sets vpn's entry, unbacked when it holds the
+// device-private struct page itself; PtErase erases [start, end).
+void PtStore(Mirror& m, Vpn vpn, const Pte& entry, bool unbacked = false);
+void PtErase(Mirror& m, Vpn start, Vpn end);
+
+// linux-6.1: the page `target` names was freed; every pt entry still naming
+// it (6.1 skips the owner device's mirrors on migration) becomes stale.
+void PtMarkFreed(State& s, const Pte& target);
 
 // Which mirrors a notification reaches.
 using MirrorFilter = std::function<bool(const Mirror&)>;
@@ -78,10 +90,25 @@ inline bool SameTarget(const Pte& a, const Pte& b) {
 Errno DmirrorGuards(const State& s, uint64_t mirror, uint64_t addr, uint64_t npages,
                     bool length_ok);
 
+// How the driver's copy through its pt ended: every page copied, at a
+// missing entry (-ENOENT: the caller faults), or under linux-6.1 at an entry
+// holding a device-private page itself (kmap() oopses, D12) or a freed page
+// (a use-after-free, D15).
+enum class PtAccess : uint8_t { kDone, kMissing, kUnbacked, kStale };
+
+// The KernelSplat of a kUnbacked or kStale access, and where 6.1 does it.
+inline KernelSplat::Kind SplatKindOf(PtAccess access) {
+  return access == PtAccess::kUnbacked ? KernelSplat::kOops : KernelSplat::kUseAfterFree;
+}
+inline const char* SplatWhere(PtAccess access) {
+  return access == PtAccess::kUnbacked ? "lib/test_hmm.c dmirror_do_read/write(): kmap()"
+                                       : "lib/test_hmm.c dmirror_do_read/write(): a freed page";
+}
+
 // Copies the pages of [start, end) from the pt into out->data, from page
-// out->cpages on, until one is missing. Returns whether every page was copied.
+// out->cpages on, until one is missing or (linux-6.1) cannot be read.
 // Mirrors: lib/test_hmm.c dmirror_do_read().
-bool DmirrorDoRead(const State& s, const Mirror& m, Vpn start, Vpn end, DmirrorResult* out);
+PtAccess DmirrorDoRead(const State& s, const Mirror& m, Vpn start, Vpn end, DmirrorResult* out);
 
 // A device page's own contents (const when s is).
 // REQUIRES: pfn is a page of a live devmem that has been allocated.

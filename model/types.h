@@ -109,11 +109,15 @@ struct [[nodiscard]] Result {
 };
 
 // Protection bits, as mmap's PROT_* (include/uapi/asm-generic/mman-common.h).
-// PROT_EXEC is not modeled: no instruction fetch happens in hmmref.
+// PROT_EXEC is not modeled: no instruction fetch happens in hmmref. Only the
+// linux-6.1 profile keeps it in a VMA (on x86 an executable page is readable)
+// and accepts PROT_SEM (docs/divergences.md D3, D4).
 enum Prot : uint32_t {
   kProtNone = 0,
   kProtRead = 1,
   kProtWrite = 2,
+  kProtExec = 4,  // linux-6.1 only
+  kProtSem = 8,   // linux-6.1 only: accepted by mprotect, kept nowhere
 };
 constexpr uint32_t kProtMask = kProtRead | kProtWrite;
 
@@ -125,11 +129,15 @@ enum MapFlags : uint32_t {
 };
 
 // Semantics profiles: where the seed as posted (v18) differs from what upstream
-// later fixed, the difference is a profile, not a fork of the code. So far:
-// device-memory placement (docs/devmem.md).
+// later fixed, the difference is a profile, not a fork of the code: device-memory
+// placement (docs/devmem.md). linux-6.1 is what the kernel oracle replays
+// traces on: Linux 6.1 with its test driver, its bounds and its bugs
+// (docs/divergences.md); the model alone implements it (impl/ implements
+// default and v18, and props/ never runs a linux-6.1 trace against it).
 enum class Profile : uint8_t {
   kDefault,  // the seed's API with the later fixes
   kV18,      // the seed as posted
+  kLinux61,  // Linux 6.1.192 with lib/test_hmm.c, as the oracle's guest runs it (model only)
 };
 
 // The machine both kernels are built for (a trace's set-up lines).
@@ -189,6 +197,8 @@ enum DmirrorProt : uint8_t {
   kDmirrorProtZero = 0x10,
   kDmirrorProtDevPrivateLocal = 0x20,
   kDmirrorProtDevPrivateRemote = 0x30,
+  kDmirrorProtDevCoherentLocal = 0x40,   // linux-6.1's devices 2 and 3 only
+  kDmirrorProtDevCoherentRemote = 0x50,  // linux-6.1's devices 2 and 3 only
 };
 
 // What a dummy-device ioctl copies back on success (struct hmm_dmirror_cmd's
@@ -223,6 +233,7 @@ constexpr uint64_t MigratePfnToPfn(uint64_t mpfn) { return mpfn >> kMigratePfnSh
 enum MigrateVmaSelect : uint32_t {
   kMigrateVmaSelectSystem = 1 << 0,
   kMigrateVmaSelectDevicePrivate = 1 << 1,
+  kMigrateVmaSelectDeviceCoherent = 1 << 2,  // linux-6.1's devices 2 and 3 only
 };
 
 // The dummy device's migration (docs/migrate.md).

@@ -70,7 +70,8 @@ bool SuiteGen(const std::string& suite, uint64_t max_steps, rc::Gen<std::vector<
 }  // namespace
 
 bool GenKernelTrace(const std::string& suite, uint64_t seed, uint64_t index,
-                    uint64_t max_steps, std::vector<Op>* ops, std::string* error) {
+                    uint64_t max_steps, OracleProfile profile, std::vector<Op>* ops,
+                    std::string* error) {
   rc::Gen<std::vector<Op>> gen = rc::gen::just(std::vector<Op>());
   if (!SuiteGen(suite, max_steps, &gen)) {
     *error = "unknown suite '" + suite + "' (mirror, migrate)";
@@ -83,6 +84,13 @@ bool GenKernelTrace(const std::string& suite, uint64_t seed, uint64_t index,
   ops->clear();
   for (const Op& op : gen(random, size).value()) {
     if (KernelExposed(op.kind)) ops->push_back(op);
+  }
+  if (profile != OracleProfile::kLinux61) return true;
+  const LoweredTrace lowered = Lower(*ops, profile);
+  for (size_t i = 0; i < lowered.lines.size(); ++i) {
+    if (!lowered.lines[i].expect_oops) continue;
+    ops->resize(i);
+    break;
   }
   return true;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "oracle/host.h"
 #include "props/op.h"
 
 namespace hmm::oracle {
@@ -25,10 +26,14 @@ bool KernelExposed(props::OpKind kind);
 // Trace number `index` of the fuzz run `seed`: drawn from the generators of
 // `suite` ("mirror" or "migrate") with at most `max_steps` steps, then every
 // line that does not reach the kernel dropped (set-up lines included: the
-// model runs with the default machine, as the guest is fixed).
+// model runs with the default machine, as the guest is fixed). Under the
+// linux-6.1 profile the trace also ends before the first line the model
+// predicts to oops Linux 6.1 (D12): each such line costs a reboot, and
+// `oracle run` checks the prediction on the corpus.
 // Returns false, with *error set, for an unknown suite.
 bool GenKernelTrace(const std::string& suite, uint64_t seed, uint64_t index,
-                    uint64_t max_steps, std::vector<props::Op>* ops, std::string* error);
+                    uint64_t max_steps, OracleProfile profile, std::vector<props::Op>* ops,
+                    std::string* error);
 
 // The candidates of one shrinking round for `ops`: for each run length n/2,
 // n/4, ..., 1 (n = ops.size()) and each start that is a multiple of it, ops

@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage() {
   cat <<MSG
 Usage: ./hmmref oracle fuzz [--traces N] [--seed S] [--steps M] [--suite NAME]
-                            [--batch B] [--shrink K] [--out DIR]
+                            [--batch B] [--shrink K] [--out DIR] [--profile P]
 
 Draws N random traces from a property suite's generators (only the lines
 Linux 6.1 exposes to user space), replays them on the kernel built by
@@ -30,6 +30,8 @@ Flags:
   --shrink K   shrink at most K differing traces (default 3; 0: none)
   --out DIR    where the traces, logs and regressions go (default: a new
                folder under \${TMPDIR:-/tmp}, kept and named at the end)
+  --profile P  the model's profile: linux-6.1 (default) or trace (the
+               suite's, default)
   -h, --help   this help
 
 Exit status: 0 no unexplained difference, 1 at least one (regressions
@@ -37,7 +39,7 @@ written), 2 usage or setup error.
 MSG
 }
 
-TRACES=100 SEED=1 STEPS=40 SUITE=mirror BATCH=500 SHRINK=3 OUT=""
+TRACES=100 SEED=1 STEPS=40 SUITE=mirror BATCH=500 SHRINK=3 OUT="" PROFILE=linux-6.1
 
 parse_args() {
   while [[ $# -gt 0 ]]; do
@@ -54,6 +56,10 @@ parse_args() {
         [[ $# -ge 2 ]] || die "$1 needs a value; see './hmmref oracle fuzz --help'"
         if [[ $1 == --suite ]]; then SUITE=$2; else OUT=$2; fi
         shift 2 ;;
+      --profile)
+        [[ $# -ge 2 && ( $2 == linux-6.1 || $2 == trace ) ]] ||
+          die "--profile needs linux-6.1 or trace; see './hmmref oracle fuzz --help'"
+        PROFILE=$2; shift 2 ;;
       *) die "oracle fuzz: unknown argument '$1'; see './hmmref oracle fuzz --help'" ;;
     esac
   done
@@ -69,7 +75,7 @@ parse_args() {
 replay() {
   local log_file=$1 keep=$2
   shift 2
-  "$ORACLE_DIR/run.sh" --no-known --keep "$keep" "$@" >"$log_file" 2>&1
+  "$ORACLE_DIR/run.sh" --profile "$PROFILE" --no-known --keep "$keep" "$@" >"$log_file" 2>&1
 }
 
 # The FILEs with an unexplained difference in the run log $1, one a line.
@@ -104,7 +110,8 @@ main() {
   mkdir -p "$OUT/gen"
   OUT=$(cd "$OUT" && pwd)
   "$HMMREF_BIN" oracle gen --out "$OUT/gen" --traces "$TRACES" --seed "$SEED" \
-    --steps "$STEPS" --suite "$SUITE" >"$OUT/gen.log" || die "oracle gen failed (above)" 2
+    --steps "$STEPS" --suite "$SUITE" --profile "$PROFILE" >"$OUT/gen.log" ||
+    die "oracle gen failed (above)" 2
   local files=("$OUT"/gen/fuzz-*.hmm) start=$SECONDS status=0 b=0
   : >"$OUT/differing.txt"
   for ((i = 0; i < ${#files[@]}; i += BATCH)); do

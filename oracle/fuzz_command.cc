@@ -41,7 +41,7 @@ int OracleGen(const OracleGenOptions& o, Io& io) {
   for (uint64_t i = 0; i < o.traces; ++i) {
     std::vector<props::Op> ops;
     std::string error;
-    if (!oracle::GenKernelTrace(o.suite, o.seed, i, o.steps, &ops, &error)) {
+    if (!oracle::GenKernelTrace(o.suite, o.seed, i, o.steps, o.profile, &ops, &error)) {
       io.err << "hmmref: " << error << "\n";
       return kExitUsage;
     }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "oracle/host.h"
 #include "props/op.h"
 
 namespace hmm::cli {
@@ -21,6 +22,7 @@ struct OracleGenOptions {
   uint64_t traces = 100;
   uint64_t seed = 1;
   uint64_t steps = 40;
+  oracle::OracleProfile profile = oracle::OracleProfile::kLinux61;
 };
 
 int OracleGen(const OracleGenOptions& options, Io& io);

@@ -39,6 +39,17 @@ struct LoweredLine {
   // (devmap, pin, commit, ram, profile...); after such a line a difference
   // is counted apart, as an artefact of the skip.
   bool changes_state = false;
+  // kRun, under the linux-6.1 profile (model::KernelSplat): the model predicts
+  // the driver's WARNING in the kernel's log at this line (D13), or an oops
+  // (D12: the guest stops here; the lines after it are not sent).
+  bool expect_warning = false;
+  bool expect_oops = false;
+};
+
+// Which profile the model runs a trace with.
+enum class OracleProfile {
+  kLinux61,  // linux-6.1 whatever the trace says (`oracle run`'s default)
+  kTrace,    // the trace's own `profile` line, default without one (--profile trace)
 };
 
 struct LoweredTrace {
@@ -46,8 +57,11 @@ struct LoweredTrace {
   uint64_t max_pid = 0;  // the largest trace pid a line creates
 };
 
-// Runs `ops` on the model (set-up lines configure it) and lowers every line.
-LoweredTrace Lower(const std::vector<props::Op>& ops);
+// Runs `ops` on the model (set-up lines configure it; `profile` picks the
+// semantics profile) and lowers every line. Under linux-6.1, a line where 6.1
+// reads or writes memory its driver freed (D15) and every line after it are
+// kNotRun, and so is every line after a predicted oops.
+LoweredTrace Lower(const std::vector<props::Op>& ops, OracleProfile profile);
 
 // The guest file for one trace: "trace NAME MAXPID", the kRun lines, "end".
 std::string FormatLowered(const LoweredTrace& trace, const std::string& name);
@@ -75,7 +89,9 @@ struct CompareTally {
   size_t missing = 0;   // kRun lines without a kernel result
   size_t warnings = 0;  // kernel log lines
   size_t known_crashes = 0;  // traces that stopped at a known kernel crash (kind "crash")
-  std::vector<int> unexplained;  // the trace lines counted in differences
+  size_t predicted_oops = 0;      // lines that oopsed, as the linux-6.1 profile predicts
+  size_t expected_warnings = 0;   // kernel log lines the linux-6.1 profile predicts
+  std::vector<int> unexplained;  // the trace lines counted in differences or missing
 };
 
 // A known divergence (oracle/known_divergences.txt) at one line of a trace.

@@ -25,14 +25,15 @@ namespace {
 
 constexpr CommandHelp kHelp = {
     "oracle",
-    "hmmref oracle lower --out DIR FILE... | "
-    "hmmref oracle compare --results FILE [--known FILE] FILE... | "
-    "hmmref oracle gen --out DIR [--traces N] [--seed S] [--steps M] [--suite NAME] | "
+    "hmmref oracle lower [--profile P] --out DIR FILE... | "
+    "hmmref oracle compare [--profile P] --results FILE [--known FILE] FILE... | "
+    "hmmref oracle gen --out DIR [--traces N] [--seed S] [--steps M] [--suite NAME] [--profile P] | "
     "hmmref oracle candidates --out DIR FILE",
     "The program's half of the kernel oracle (docs/oracle.md). Use the script:\n"
     "'./hmmref oracle build' builds Linux 6.1 with its HMM test driver, and\n"
     "'./hmmref oracle run FILE...' replays .hmm traces on it under QEMU and\n"
-    "compares every line with the model. The script calls these two verbs:\n"
+    "compares every line with the model, which runs its linux-6.1 profile\n"
+    "(--profile trace: each trace's own profile line). The script calls these verbs:\n"
     "\n"
     "  lower    runs each trace on the model and writes DIR/NNNN.lt, the\n"
     "           numbers-only form the guest runner executes (NNNN is the\n"
@@ -74,9 +75,9 @@ std::string TraceName(size_t i, const oracle::LoweredTrace& lowered) {
 }
 
 int Lower(const std::string& out_dir, const std::vector<std::vector<props::Op>>& traces,
-          const std::vector<std::string>& files, Io& io) {
+          const std::vector<std::string>& files, oracle::OracleProfile profile, Io& io) {
   for (size_t i = 0; i < traces.size(); ++i) {
-    oracle::LoweredTrace lowered = oracle::Lower(traces[i]);
+    oracle::LoweredTrace lowered = oracle::Lower(traces[i], profile);
     const std::string path = out_dir + "/" + FileName(i) + ".lt";
     std::ofstream f(path);
     f << "# " << files[i] << "\n" << oracle::FormatLowered(lowered, TraceName(i, lowered));
@@ -182,15 +183,17 @@ void Add(const oracle::CompareTally& t, oracle::CompareTally* total) {
   total->missing += t.missing;
   total->warnings += t.warnings;
   total->known_crashes += t.known_crashes;
+  total->predicted_oops += t.predicted_oops;
+  total->expected_warnings += t.expected_warnings;
 }
 
 // Compares one trace, printing its header and lines; adds to *total and
 // lists its unexplained lines in *unexplained.
 bool CompareOne(const std::string& file, const std::vector<props::Op>& ops, size_t i,
-                std::map<std::string, oracle::KernelTrace>& kernel,
+                oracle::OracleProfile profile, std::map<std::string, oracle::KernelTrace>& kernel,
                 std::vector<KnownEntry>* known, oracle::CompareTally* total,
                 std::vector<std::string>* unexplained, Io& io) {
-  oracle::LoweredTrace lowered = oracle::Lower(ops);
+  oracle::LoweredTrace lowered = oracle::Lower(ops, profile);
   const oracle::KernelTrace& k = kernel[TraceName(i, lowered)];
   std::map<int, oracle::KnownLine> lines_known;
   for (KnownEntry& e : *known) {
@@ -210,12 +213,16 @@ bool CompareOne(const std::string& file, const std::vector<props::Op>& ops, size
          << " known, " << t.unsupported << " unsupported, " << t.not_run << " not run";
   if (t.after_unsupported > 0) io.out << ", " << t.after_unsupported << " differ after an unsupported line";
   if (t.warnings > 0) io.out << ", " << t.warnings << " kernel log lines";
+  if (t.expected_warnings > 0) io.out << ", " << t.expected_warnings << " expected driver warnings";
+  if (t.predicted_oops > 0) io.out << ", oopsed as predicted";
   if (!k.started) io.out << " (the guest never started this trace)";
-  else if (!k.finished) io.out << " (the guest stopped during this trace: a kernel crash?)";
+  else if (!k.finished && t.predicted_oops == 0) {
+    io.out << " (the guest stopped during this trace: a kernel crash?)";
+  }
   io.out << "\n" << lines.str();
   for (int line : t.unexplained) unexplained->push_back(file + ":" + std::to_string(line));
   Add(t, total);
-  return k.finished || t.known_crashes > 0;
+  return k.finished || t.known_crashes > 0 || t.predicted_oops > 0;
 }
 
 // The entries whose trace ran to its end and whose line did not differ as
@@ -237,7 +244,7 @@ size_t ReportStale(const std::vector<KnownEntry>& known, const std::string& know
 
 int Compare(const std::string& results_path, const std::string& known_path,
             const std::vector<std::vector<props::Op>>& traces,
-            const std::vector<std::string>& files, Io& io) {
+            const std::vector<std::string>& files, oracle::OracleProfile profile, Io& io) {
   std::ifstream f(results_path);
   if (!f) {
     io.err << "hmmref: cannot read " << results_path << "\n";
@@ -252,7 +259,8 @@ int Compare(const std::string& results_path, const std::string& known_path,
   std::vector<std::string> unexplained;
   size_t incomplete = 0;
   for (size_t i = 0; i < traces.size(); ++i) {
-    incomplete += !CompareOne(files[i], traces[i], i, kernel, &known, &total, &unexplained, io);
+    incomplete +=
+        !CompareOne(files[i], traces[i], i, profile, kernel, &known, &total, &unexplained, io);
   }
   const size_t stale = ReportStale(known, known_path, io);
   for (const std::string& at : unexplained) io.out << "unexplained difference at " << at << "\n";
@@ -261,16 +269,35 @@ int Compare(const std::string& results_path, const std::string& known_path,
          << total.after_unsupported << " more after an unsupported line, " << stale
          << " stale known entries, " << total.unsupported << " lines unsupported, "
          << total.not_run << " not run, " << total.missing << " without a kernel result, "
-         << total.warnings << " kernel log lines, " << incomplete << " traces incomplete)\n";
+         << total.warnings << " kernel log lines, " << incomplete << " traces incomplete; "
+         << total.expected_warnings << " expected driver warnings, " << total.predicted_oops
+         << " predicted oopses)\n";
   const bool clean = total.differences == 0 && total.missing == 0 && total.warnings == 0 &&
                      incomplete == 0;
   return clean ? kExitOk : kExitFailed;
 }
 
+// Why the verb cannot run with these flags; "" when it can.
+std::string VerbProblem(const std::string& verb, const std::string& out_dir,
+                        const std::string& profile) {
+  if (verb == "build" || verb == "run" || verb == "fuzz") {
+    return "'oracle " + verb + "' is the ./hmmref script's: run '" + ProgramName() + " oracle " +
+           verb + "'";
+  }
+  if (verb != "lower" && verb != "compare" && verb != "gen" && verb != "candidates") {
+    return "unknown verb '" + verb + "' (lower, compare, gen or candidates)";
+  }
+  if (verb != "compare" && out_dir.empty()) return verb + " needs --out DIR";
+  if (profile != "linux-6.1" && profile != "trace") {
+    return "unknown --profile '" + profile + "' (linux-6.1 or trace)";
+  }
+  return "";
+}
+
 }  // namespace
 
 int OracleCommand(const std::vector<std::string>& args, Io& io) {
-  std::string out_dir, results, known;
+  std::string out_dir, results, known, profile_word = "linux-6.1";
   OracleGenOptions gen;
   Flags flags;
   flags.String("out", "DIR", &out_dir,
@@ -282,20 +309,20 @@ int OracleCommand(const std::vector<std::string>& args, Io& io) {
   flags.Uint("seed", "S", &gen.seed, 0, ~uint64_t{0}, "gen: the seed (default 1)");
   flags.Uint("steps", "M", &gen.steps, 1, 1000, "gen: the most steps a trace draws (default 40)");
   flags.String("suite", "NAME", &gen.suite, "gen: whose generators (mirror; default mirror)");
+  flags.String("profile", "P", &profile_word,
+               "lower, compare, gen: the model's profile: linux-6.1 (default) or trace (each "
+               "trace's own profile line, default without one)");
   int status = ParseOrExit(kHelp, flags, args, /*max_positional=*/-1, io);
   if (status >= 0) return status;
   const std::vector<std::string>& pos = flags.positional();
   if (pos.empty()) return Usage("oracle", "oracle needs a verb: lower, compare, gen or candidates", io);
   const std::string& verb = pos[0];
-  if (verb == "build" || verb == "run" || verb == "fuzz") {
-    return Usage("oracle", "'oracle " + verb + "' is the ./hmmref script's: run '" +
-                               ProgramName() + " oracle " + verb + "'", io);
-  }
-  if (verb != "lower" && verb != "compare" && verb != "gen" && verb != "candidates") {
-    return Usage("oracle", "unknown verb '" + verb + "' (lower, compare, gen or candidates)", io);
-  }
-  if (verb != "compare" && out_dir.empty()) return Usage("oracle", verb + " needs --out DIR", io);
+  const std::string problem = VerbProblem(verb, out_dir, profile_word);
+  if (!problem.empty()) return Usage("oracle", problem, io);
+  const oracle::OracleProfile profile =
+      profile_word == "trace" ? oracle::OracleProfile::kTrace : oracle::OracleProfile::kLinux61;
   gen.out_dir = out_dir;
+  gen.profile = profile;
   std::vector<std::string> files(pos.begin() + 1, pos.end());
   if (verb == "gen") {
     if (!files.empty()) return Usage("oracle", "gen takes no FILE", io);
@@ -307,7 +334,8 @@ int OracleCommand(const std::vector<std::string>& args, Io& io) {
   std::vector<std::vector<props::Op>> traces;
   if (!ParseTraceFiles(files, &traces, io)) return kExitUsage;
   if (verb == "candidates") return OracleCandidates(out_dir, files[0], traces[0], io);
-  return verb == "lower" ? Lower(out_dir, traces, files, io) : Compare(results, known, traces, files, io);
+  return verb == "lower" ? Lower(out_dir, traces, files, profile, io)
+                         : Compare(results, known, traces, files, profile, io);
 }
 
 }  // namespace hmm::cli

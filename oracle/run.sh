@@ -8,24 +8,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 usage() {
   cat <<MSG
-Usage: ./hmmref oracle run [--keep DIR] [--timeout SECONDS] [--known FILE | --no-known] FILE...
+Usage: ./hmmref oracle run [--profile linux-6.1|trace] [--keep DIR] [--timeout SECONDS]
+                           [--known FILE | --no-known] FILE...
 
 Runs each .hmm trace on the model, lowers it for hmmref's guest runner, boots
 the kernel built by './hmmref oracle build' once for all of them (QEMU, TCG),
 and prints every line with the kernel's result and the model's, then
-"N lines compared, K known differences, U unexplained". A difference listed
-in the known divergences (oracle/known_divergences.txt, docs/divergences.md)
-is printed as "known ID" instead of DIFFERS; a listed line that no longer
-differs is reported as a "stale known divergence" (a warning). A trace
-during which the guest crashed is reported as incomplete and the remaining
+"N lines compared, K known differences, U unexplained". The model runs the
+linux-6.1 profile (Linux 6.1 with its test driver: its bounds, its driver's
+WARNING and oopses), or with --profile trace each trace's own profile line
+(default without one). A difference listed in the known divergences
+(docs/divergences.md; oracle/known_divergences.txt, or with --profile trace
+oracle/known_divergences_trace.txt) is printed as "known ID" instead of
+DIFFERS; a listed line that no longer differs is reported as a "stale known
+divergence" (a warning). A trace during which the guest crashed is reported
+as incomplete (unless the model predicted that oops) and the remaining
 traces run in a fresh boot.
 
 Flags:
+  --profile P        the model's profile: linux-6.1 (default) or trace
   --keep DIR         keep the lowered traces, results and console logs in DIR
                      (default: a temporary folder, removed at the end)
   --timeout SECONDS  the limit for one boot (default 600)
   --known FILE       the known divergences, 'ID PATH LINE [KIND]' a line
-                     (default oracle/known_divergences.txt)
+                     (default oracle/known_divergences.txt; with --profile
+                     trace oracle/known_divergences_trace.txt)
   --no-known         no known divergences: every difference is unexplained
   -h, --help         this help
 
@@ -42,7 +49,8 @@ MSG
 KERNEL_CMDLINE='console=ttyS0 transparent_hugepage=madvise norandmaps quiet panic=-1 oops=panic memmap=512M$0x100000000'
 KEEP=""
 TIMEOUT=600
-KNOWN=$ORACLE_DIR/known_divergences.txt
+PROFILE=linux-6.1
+KNOWN=default
 FILES=()
 
 parse_args() {
@@ -58,6 +66,10 @@ parse_args() {
       --known)
         [[ $# -ge 2 ]] || die "--known needs a file; see './hmmref oracle run --help'"
         KNOWN=$2; shift 2 ;;
+      --profile)
+        [[ $# -ge 2 && ( $2 == linux-6.1 || $2 == trace ) ]] ||
+          die "--profile needs linux-6.1 or trace; see './hmmref oracle run --help'"
+        PROFILE=$2; shift 2 ;;
       --no-known) KNOWN=""; shift ;;
       --) shift; FILES+=("$@"); break ;;
       -*) die "oracle run: unknown flag '$1'; see './hmmref oracle run --help'" ;;
@@ -65,6 +77,10 @@ parse_args() {
     esac
   done
   [[ ${#FILES[@]} -gt 0 ]] || die "oracle run needs at least one .hmm FILE; see './hmmref oracle run --help'"
+  if [[ $KNOWN == default ]]; then
+    KNOWN=$ORACLE_DIR/known_divergences.txt
+    [[ $PROFILE == linux-6.1 ]] || KNOWN=$ORACLE_DIR/known_divergences_trace.txt
+  fi
   [[ -z $KNOWN || ( -f $KNOWN && -r $KNOWN ) ]] || die "oracle run: no such readable known-divergences file: $KNOWN"
   local f
   for f in "${FILES[@]}"; do
@@ -105,8 +121,8 @@ boot() {
 check_known() {
   [[ -n $KNOWN ]] || return 0
   local status=0
-  "$HMMREF_BIN" oracle compare --results "$WORK/results.log" --known "$KNOWN" "${FILES[@]}" \
-    >/dev/null || status=$?
+  "$HMMREF_BIN" oracle compare --profile "$PROFILE" --results "$WORK/results.log" \
+    --known "$KNOWN" "${FILES[@]}" >/dev/null || status=$?
   [[ $status -ne 2 ]] || die "the known divergences $KNOWN are malformed (above)" 2
 }
 
@@ -132,7 +148,8 @@ main() {
     trap 'rm -rf "$WORK"' EXIT
   fi
   mkdir -p "$WORK/lowered"
-  "$HMMREF_BIN" oracle lower --out "$WORK/lowered" "${FILES[@]}" >"$WORK/lower.log" || {
+  "$HMMREF_BIN" oracle lower --profile "$PROFILE" --out "$WORK/lowered" "${FILES[@]}" \
+    >"$WORK/lower.log" || {
     cat "$WORK/lower.log" >&2
     die "lowering failed" 2
   }
@@ -157,7 +174,7 @@ main() {
     for name in "${pending[@]}"; do
       if grep -qx "$name" <<<"$done_list"; then continue; fi
       if grep -qx "$name" <<<"$started_list"; then
-        log "trace $name stopped the guest (a kernel crash?); the rest runs in a new boot"
+        log "trace $name stopped the guest (a kernel crash; the comparison says whether the model predicted it); the rest runs in a new boot"
         crash_excerpt "$WORK/console-$n.log"
         continue
       fi
@@ -168,7 +185,8 @@ main() {
   local elapsed=$((SECONDS - start)) status=0
   local known=()
   [[ -z $KNOWN ]] || known=(--known "$KNOWN")
-  "$HMMREF_BIN" oracle compare --results "$WORK/results.log" "${known[@]+"${known[@]}"}" "${FILES[@]}" || status=$?
+  "$HMMREF_BIN" oracle compare --profile "$PROFILE" --results "$WORK/results.log" \
+    "${known[@]+"${known[@]}"}" "${FILES[@]}" || status=$?
   log "${#FILES[@]} trace(s), $n boot(s), $elapsed s on the kernel side ($((elapsed * 1000 / ${#FILES[@]})) ms per trace, boot included)"
   return "$status"
 }

@@ -188,8 +188,13 @@ model::Pte PteFromInfo(const impl::PteInfo& p) {
 
 void AbstractProcess(const impl::Kernel& kernel, Pid pid, model::Process* proc) {
   for (const impl::VmaInfo& v : kernel.Vmas(pid)) {
-    model::Vma vma{AddrToVpn(v.start), AddrToVpn(v.end), v.prot, v.shared,
-                   v.shared ? v.object : 0, v.shared ? v.pgoff : 0};
+    model::Vma vma;  // the linux-6.1 fields stay empty: the impl has no such profile
+    vma.start = AddrToVpn(v.start);
+    vma.end = AddrToVpn(v.end);
+    vma.prot = v.prot;
+    vma.shared = v.shared;
+    vma.object = v.shared ? v.object : 0;
+    vma.pgoff = v.shared ? v.pgoff : 0;
     proc->vmas.emplace(vma.start, vma);
   }
   for (const impl::PteInfo& p : kernel.Ptes(pid)) proc->ptes.emplace(Vpn(p.vpn), PteFromInfo(p));

@@ -47,7 +47,7 @@ enum class OpKind : uint8_t {
   // Set-up lines, like `ram`: before every operation, each at most once.
   kPhysmemBits,    // physmem_bits N
   kSection,        // section BYTES
-  kProfile,        // profile default|v18   (Op::flags holds the hmm::Profile)
+  kProfile,        // profile default|v18|linux-6.1 (Op::flags holds the hmm::Profile)
   // Mirroring (docs/mirror.md). Field use: mirror: device, pid; unmirror:
   // mirror; get_pfns, dread, snapshot: mirror, addr, len (npages); hmm_fault:
   // also prot (kProtWrite set: a write fault); range_done, commit: range;

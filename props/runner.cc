@@ -120,10 +120,34 @@ bool CheckSetupPlacement(const StepRecord& step, bool seen_operation, RunReport*
   return false;
 }
 
+// The linux-6.1 profile is the model's alone (the kernel oracle's,
+// docs/oracle.md): impl/ implements default and v18 and would run such a trace
+// as default, so the pair is refused at the `profile` line, before any step.
+bool RefuseModelOnlyProfile(const std::vector<Op>& ops, const Config& config, RunReport* report) {
+  if (config.profile != Profile::kLinux61) return false;
+  StepRecord step;
+  for (const Op& op : ops) {
+    ++step.index;
+    if (op.kind == OpKind::kProfile) break;
+  }
+  step.op = ops.at(step.index - 1);
+  report->ok = false;
+  report->failing_step = step.index;
+  report->steps.push_back(step);
+  report->check = "profile";
+  report->problems.push_back(
+      "profile linux-6.1 is model-only (Linux 6.1 as the kernel oracle replays it: "
+      "./hmmref oracle run); the implementation runs default and v18, so model and "
+      "implementation cannot be compared on this trace");
+  return true;
+}
+
 }  // namespace
 
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options) {
   const Config config = ConfigOf(ops, options);
+  RunReport refused;
+  if (RefuseModelOnlyProfile(ops, config, &refused)) return refused;
   model::Kernel m(config);
   impl::Kernel i(config);
   RunReport report;

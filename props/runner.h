@@ -63,6 +63,8 @@ struct RunOptions {
   StepObserver* observer = nullptr;  // not owned; may be null
 };
 
+// A trace whose `profile` line names linux-6.1 (model-only: the kernel
+// oracle's) runs no step: the report fails check "profile" at that line.
 RunReport RunTrace(const std::vector<Op>& ops, const RunOptions& options = {});
 
 // "ok", "ok 0x10000000", "ok hex:6869", "ok cpages=4 faults=1 fill:0x0*16384" or the

@@ -53,5 +53,22 @@ TEST(Scenarios, EveryScenarioReplaysClean) { ReplayAll("scenarios", 10); }
 
 TEST(Scenarios, EveryRegressionReplaysClean) { ReplayAll("props/regressions", 0); }
 
+// The linux-6.1 profile is the model's alone (the kernel oracle's): a trace
+// under it is refused at its profile line, before any step runs.
+TEST(Scenarios, ALinux61TraceIsRefusedAtItsProfileLine) {
+  std::vector<Op> ops;
+  std::string error;
+  ASSERT_TRUE(ParseTrace("ram 16\nprofile linux-6.1\nprocess -> 1\n", "t.hmm", &ops, &error))
+      << error;
+  const RunReport report = RunTrace(ops);
+  EXPECT_FALSE(report.ok);
+  EXPECT_EQ(report.check, "profile");
+  EXPECT_EQ(report.failing_step, 2u);
+  ASSERT_EQ(report.steps.size(), 1u);
+  EXPECT_EQ(report.steps[0].op.line, 2);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].find("model-only"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hmm::props

@@ -160,10 +160,10 @@ TEST(TraceErrors, EachMessageWithItsLine) {
        "t.hmm:1: section wants a power of two from 4096 to 1073741824 bytes, "
        "got 0x8000000000000000"},
       {"section 1 2", "t.hmm:1: expected 1 argument for section (BYTES), got 2"},
-      {"profile v19", "t.hmm:1: unknown profile 'v19' (expected default or v18)"},
-      {"profile 1", "t.hmm:1: unknown profile '1' (expected default or v18)"},
-      {"profile V18", "t.hmm:1: unknown profile 'V18' (expected default or v18)"},
-      {"profile", "t.hmm:1: expected 1 argument for profile (default|v18), got 0"},
+      {"profile v19", "t.hmm:1: unknown profile 'v19' (expected default, v18 or linux-6.1)"},
+      {"profile 1", "t.hmm:1: unknown profile '1' (expected default, v18 or linux-6.1)"},
+      {"profile V18", "t.hmm:1: unknown profile 'V18' (expected default, v18 or linux-6.1)"},
+      {"profile", "t.hmm:1: expected 1 argument for profile (default|v18|linux-6.1), got 0"},
       {"profile v18 -> 1", "t.hmm:1: profile returns no value: expected ok or an errno, got '1'"},
   };
   for (const ErrorCase& c : cases) {

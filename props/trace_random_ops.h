@@ -8,6 +8,7 @@
 #define HMMREF_PROPS_TRACE_RANDOM_OPS_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -147,7 +148,8 @@ class RandomOps {
         op->len = kMinSectionBytes << Below(19);  // 4 KiB .. 1 GiB
         return;
       default:  // profile
-        op->flags = static_cast<uint32_t>(Below(2) == 0 ? Profile::kDefault : Profile::kV18);
+        op->flags = static_cast<uint32_t>(
+            std::array<Profile, 3>{Profile::kDefault, Profile::kV18, Profile::kLinux61}[Below(3)]);
         return;
     }
   }

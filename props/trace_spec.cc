@@ -62,7 +62,7 @@ const std::vector<OpSpec>& Specs() {
       {OpKind::kRam, "ram", "PAGES", Returns::kNothing, 0, false, {Arg::kNpages}},
       {OpKind::kPhysmemBits, "physmem_bits", "N", Returns::kNothing, 0, false, {Arg::kNpages}},
       {OpKind::kSection, "section", "BYTES", Returns::kNothing, 0, false, {Arg::kLen}},
-      {OpKind::kProfile, "profile", "default|v18", Returns::kNothing, 0, false,
+      {OpKind::kProfile, "profile", "default|v18|linux-6.1", Returns::kNothing, 0, false,
        {Arg::kProfile}},
       // Mirroring (docs/mirror.md): the kernel API, then the dummy device.
       {OpKind::kMirror, "mirror", "DEVICE PID", Returns::kMirrorId, 0, false,

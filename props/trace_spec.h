@@ -33,7 +33,7 @@ enum class Arg : uint8_t {
   kPfn,          // Op::pfn, hex
   kMirror,       // Op::mirror, decimal
   kRange,        // Op::range, decimal
-  kProfile,      // Op::flags: default or v18 (hmm::Profile)
+  kProfile,      // Op::flags: default, v18 or linux-6.1 (hmm::Profile)
   kProt,         // Op::prot: none r w rw, PROT_*, numbers, joined by '|'
   kMmapFlags,    // Op::flags: shared private fixed, MAP_*, numbers
   kMremapFlags,  // Op::flags: maymove fixed, MREMAP_*, numbers

@@ -225,6 +225,8 @@ TEST(TraceParse, SetupLines) {
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(IsSetupKind(ops[i].kind));
   EXPECT_FALSE(IsSetupKind(ops[4].kind));
   EXPECT_EQ(MustParseOne("profile default").flags, static_cast<uint32_t>(Profile::kDefault));
+  // The kernel oracle's profile (docs/divergences.md): parsed by the same word table.
+  EXPECT_EQ(MustParseOne("profile linux-6.1").flags, static_cast<uint32_t>(Profile::kLinux61));
 }
 
 TEST(TraceParse, SetupValuesAtTheirBounds) {
@@ -411,6 +413,7 @@ TEST(TraceFormat, CanonicalLines) {
       "ram 16",
       "profile default",
       "profile v18",
+      "profile linux-6.1",
   };
   for (const std::string& line : canonical) {
     EXPECT_EQ(FormatOp(MustParseOne(line)), line);

@@ -206,8 +206,8 @@ const Word<T>* Valued(const Word<T> (&words)[N], uint64_t value) {
   return nullptr;
 }
 
-constexpr Word<Profile> kProfileNames[] = {{Profile::kDefault, "default"},
-                                           {Profile::kV18, "v18"}};
+constexpr Word<Profile> kProfileNames[] = {
+    {Profile::kDefault, "default"}, {Profile::kV18, "v18"}, {Profile::kLinux61, "linux-6.1"}};
 constexpr Word<Counter> kCounterNames[] = {{Counter::kCpages, "cpages"},
                                            {Counter::kFaults, "faults"}};
 
@@ -216,7 +216,7 @@ constexpr Word<Counter> kCounterNames[] = {{Counter::kCpages, "cpages"},
 bool ParseProfile(const std::string& token, uint32_t* out, std::string* msg) {
   const Word<Profile>* p = Named(kProfileNames, token);
   if (p == nullptr) {
-    return Fail(msg, "unknown profile " + Show(token) + " (expected default or v18)");
+    return Fail(msg, "unknown profile " + Show(token) + " (expected default, v18 or linux-6.1)");
   }
   *out = static_cast<uint32_t>(p->value);
   return true;

@@ -65,7 +65,7 @@ std::string FormatDmirrorFlags(uint32_t flags);
 
 // --- Words ---
 
-// A `profile` line's word: default or v18, into the hmm::Profile value.
+// A `profile` line's word: default, v18 or linux-6.1, into the hmm::Profile value.
 bool ParseProfile(const std::string& token, uint32_t* out, std::string* msg);
 // The word for a hmm::Profile value; any other value as a decimal number (which
 // does not parse back: no such profile exists).
