@@ -272,16 +272,24 @@ void ActOnRetry(KernelState& ks, Process& p, Pid pid, uint64_t addr, const Fault
 
 }  // namespace
 
+Result<uint64_t> FaultInPageRound(KernelState& ks, Process& p, Pid pid, const Vma& vma,
+                                  uint64_t addr, bool write, bool* again) {
+  FaultRetry retry;
+  Result<uint64_t> r = HandleMmFault(ks, p, pid, vma, addr, write, &retry);
+  bool done = false;
+  ActOnRetry(ks, p, pid, addr, retry, &r, &done);
+  *again = !done;
+  return r;
+}
+
 Result<uint64_t> FaultInPage(KernelState& ks, Process& p, Pid pid, const Vma& vma,
                              uint64_t addr, bool write) {
   // Loop invariant: nothing is held; every earlier round changed nothing the
   // fault depends on, or moved it closer (a COW copy made, a page migrated back).
   for (;;) {
-    FaultRetry retry;
-    Result<uint64_t> r = HandleMmFault(ks, p, pid, vma, addr, write, &retry);
-    bool done = false;
-    ActOnRetry(ks, p, pid, addr, retry, &r, &done);
-    if (done) return r;
+    bool again = false;
+    Result<uint64_t> r = FaultInPageRound(ks, p, pid, vma, addr, write, &again);
+    if (!again) return r;
   }
 }
 

@@ -126,13 +126,18 @@ bool FillUnlessFault(FaultWalk& w, uint64_t vpn, uint64_t read, bool check) {
 
 // Mirrors: 4.14 mm/hmm.c hmm_vma_do_fault() with the checks of 6.1
 // hmm_vma_walk_test()/hmm_vma_fault(): one page through handle_mm_fault().
-Errno DoFault(FaultWalk& w, const Vma& vma, uint64_t addr) {
+// One round only: *again when it only waited or acted, and the walk must
+// decide anew (the entry may now be the owner's device page, which the walk
+// reports as it stands instead of migrating it back).
+Errno DoFault(FaultWalk& w, const Vma& vma, uint64_t addr, bool* again) {
   // Does the VMA allow reading?
   if (!(vma.prot & kProtRead)) return Errno::kFault;
   // And writing, for a write fault?
   if (w.mode.write && !(vma.prot & kProtWrite)) return Errno::kPerm;
   // A device entry's callback runs in there and migrates the page back.
-  Result<uint64_t> pfn = FaultInPage(w.ks, w.p, w.pid, vma, addr, w.mode.write);
+  Result<uint64_t> pfn = FaultInPageRound(w.ks, w.p, w.pid, vma, addr, w.mode.write, again);
+  // Did the round only wait or act? Its result means nothing then.
+  if (*again) return Errno::kOk;
   // Did the fault fail (kNoMem, or the device page's kFault: RAM full)?
   if (!pfn.ok()) return Errno::kFault;
   w.ks.pages.PutPage(pfn.value);  // -1: FaultInPage's reference for us
@@ -149,9 +154,12 @@ Errno WalkPage(FaultWalk& w, const Vma* vma, uint64_t vpn) {
   if (!FillUnlessFault(w, vpn, read, /*check=*/true)) return Errno::kOk;
   // Loop invariant: the entry needs a fault (or waits for a migration).
   for (;;) {
-    Errno err = DoFault(w, *vma, vpn << kPageShift);
+    bool again = false;
+    Errno err = DoFault(w, *vma, vpn << kPageShift, &again);
     if (err != Errno::kOk) return err;
-    if (!FillUnlessFault(w, vpn, read, /*check=*/false)) return Errno::kOk;
+    // A finished fault fills unless a new migration began; a round that only
+    // waited or acted decides anew.
+    if (!FillUnlessFault(w, vpn, read, /*check=*/again)) return Errno::kOk;
   }
 }
 

@@ -281,6 +281,13 @@ void RemoveVma(KernelState& ks, Vma& vma);
 // the access.
 Result<uint64_t> FaultInPage(KernelState& ks, Process& p, Pid pid, const Vma& vma,
                              uint64_t addr, bool write);
+// One round of it: *again when the round only waited or acted (a migration
+// waited for, a COW copy tried, a device page migrated back), holding nothing
+// and returning no page: the caller decides anew whether to fault, as
+// hmm_range_fault() walks again after handle_mm_fault() (6.1 mm/hmm.c
+// hmm_vma_fault() -> -EBUSY). Else as FaultInPage.
+Result<uint64_t> FaultInPageRound(KernelState& ks, Process& p, Pid pid, const Vma& vma,
+                                  uint64_t addr, bool write, bool* again);
 
 // --- fork.cc ---
 

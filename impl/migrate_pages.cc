@@ -43,16 +43,20 @@ std::vector<uint64_t> ChangingVpns(const MigrationCall& c) {
 }
 
 // Mirrors: mm/migrate_device.c migrate_vma_insert_page(): the new page goes
-// into an empty slot that is still none or the zero page, writable iff the
-// VMA is; false when something got there first.
+// into an empty slot that is still none or (default profile) the zero page,
+// writable iff the VMA is; false when something got there first. Under v18
+// the zero page is no empty slot (collect never selects it), so a CPU read
+// that mapped it since collect wins.
 bool InsertPage(MigrationCall& c, uint64_t i) {
   const uint64_t pfn = MigratePfnToPfn(c.dst[i]);
   const bool write = c.vma->prot & kProtWrite;
+  const bool zero_is_empty = c.ks.config.profile != Profile::kV18;
   PageArray& pages = c.ks.pages;
   std::lock_guard<std::mutex> ptl(c.proc->ptl);
   pte_t* ptep = c.proc->pgtable.WalkAlloc(c.Vpn(i));
   // Is the slot still empty (none, or the zero page, which is uncounted)?
-  if (*ptep != 0 && !(PtePresent(*ptep) && pages.IsZero(PtePfn(*ptep)))) return false;
+  const bool zero = PtePresent(*ptep) && pages.IsZero(PtePfn(*ptep));
+  if (*ptep != 0 && !(zero_is_empty && zero)) return false;
   if (IsRamPfn(c.ks, pfn)) {
     SetPageKind(pages, pfn, kPgAnon);
     pages.GetPage(pfn);  // +1: the PTE's (page_add_new_anon_rmap(), get_page())
