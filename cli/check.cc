@@ -46,8 +46,22 @@ constexpr CommandHelp kHelp = {
     "writes it to DIR/<suite>-seed<S>.hmm, with the step-indexed report of model\n"
     "vs implementation in DIR/<suite>-seed<S>.txt, and prints the command that\n"
     "replays it and the one that repeats the search. The same seed gives the\n"
-    "same sequences.\n",
+    "same sequences.\n"
+    "\n"
+    "The race suite runs 2-3 concurrent actors (CPU and device threads) under a\n"
+    "controlled schedule (docs/concurrency.md). Its minimized counterexample is\n"
+    "the interleaving: the set-up as .hmm lines, each actor's operations, the\n"
+    "schedule bytes, where each actor stopped, and the failed check (a device\n"
+    "access through an entry the CPU already changed is named\n"
+    "InvMirrorSubsetOfCpu); it is written to DIR/race-seed<S>.txt, and the\n"
+    "search command replays it (same seed, same schedule, same result).\n"
+    "--profile v18 runs every suite on the seed as posted (mirrors invalidated\n"
+    "after the CPU change, ...), where the race suite finds that hazard;\n"
+    "--profile default forces the fixed semantics. Without it, the race suite\n"
+    "runs the default profile and the device suites draw v18 one time in four.\n",
     "  hmmref check\n"
+    "  hmmref check --profile v18\n"
+    "  hmmref check --suite race --profile v18 --seed 3\n"
     "  hmmref check --suite cpu --runs 2000 --max-steps 100\n"
     "  hmmref check --seed random --quiet\n"
     "  hmmref check --suite cpu --seed 7 --out /tmp/hmm\n",
@@ -58,6 +72,7 @@ struct CheckFlags {
   uint64_t runs = props::SuiteOptions().runs;
   uint64_t max_steps = props::SuiteOptions().max_steps;
   std::string seed = "1";  // digits or "random"
+  std::string profile;     // "", "default" or "v18"
   bool quiet = false;
   bool list = false;
   std::string out_dir = "hmmref-out";
@@ -80,6 +95,9 @@ void DeclareFlags(CheckFlags* f, Flags* flags) {
                 "seed of the random sequences, or 'random' for one from the clock (default 1)");
   flags->Uint("max-steps", "K", &f->max_steps, 1, 100000,
               "longest sequence, in steps (default " + std::to_string(f->max_steps) + ")");
+  flags->Choice("profile", "NAME", &f->profile, {"default", "v18"},
+                "semantics profile of every sequence: 'v18' (the seed as posted) or 'default' "
+                "(the later fixes) (default: each suite's own mix)");
   flags->Bool("quiet", &f->quiet,
               "no progress line; print only failures, coverage warnings and the verdict");
   flags->String("out", "DIR", &f->out_dir,
@@ -125,6 +143,7 @@ props::SuiteResult RunOneSuite(const std::string& name, const CheckFlags& f, uin
   options.runs = f.runs;
   options.seed = seed;
   options.max_steps = f.max_steps;
+  options.profile = f.profile;
   options.progress = [&](const props::SuiteProgress& p) {
     progress.Update(ProgressText(name, f.runs, p, start));
   };
@@ -203,6 +222,7 @@ std::string SearchCommand(const std::string& suite, const CheckFlags& f, uint64_
   std::string command = ProgramName() + " check --suite " + suite + " --seed " +
                         std::to_string(seed) + " --runs " + std::to_string(f.runs) +
                         " --max-steps " + std::to_string(f.max_steps);
+  if (!f.profile.empty()) command += " --profile " + f.profile;
   if (f.out_dir != CheckFlags().out_dir) command += " --out " + ShellQuote(f.out_dir);
   return command;
 }
@@ -230,6 +250,32 @@ void ReportCounterexample(const props::SuiteResult& r, const CheckFlags& f, uint
            << "reproduce:    " << ProgramName() << " run " << ShellQuote(hmm) << "\n";
   }
   io.out << "search again: " << SearchCommand(r.name, f, seed) << "\n";
+}
+
+// Prints the minimized interleaving of a failed race suite and writes it.
+// There is no trace to replay: the search command repeats the same cases
+// under the same schedules.
+void ReportRaceCounterexample(const props::SuiteResult& r, const CheckFlags& f, uint64_t seed,
+                              Io& io) {
+  const std::string txt =
+      (std::filesystem::path(f.out_dir) / (r.name + "-seed" + std::to_string(seed) + ".txt"))
+          .string();
+  const std::string header =
+      "hmmref check counterexample: an interleaving (docs/concurrency.md)\n"
+      "suite " + r.name + ", seed " + std::to_string(seed) + ", --runs " + std::to_string(f.runs) +
+      (f.profile.empty() ? std::string() : " --profile " + f.profile) + "\n" +
+      "operations of the actors: first failing case " + std::to_string(r.original_length) +
+      ", rapidcheck " + std::to_string(r.rc_shrunk_length) + " (" + Count(r.shrinks, "shrink") +
+      "), final " + std::to_string(props::ActorOpCount(r.race_case)) + " (" +
+      std::to_string(r.trace_shrink_accepted) + " of " + Count(r.trace_shrink_runs, "candidate") +
+      " kept by the case pass)\nfailing check: " + r.failed_check + "\n";
+  io.out << "\nCounterexample for suite " << r.name << " (seed " << seed << "): an interleaving of "
+         << Count(props::ActorOpCount(r.race_case), "operation") << " ("
+         << Count(props::BusyActorCount(r.race_case), "actor") << "), shrunk from "
+         << Count(r.original_length, "operation") << "\n\n"
+         << r.failure;
+  if (WriteFile(txt, header + "\n" + r.failure, io)) io.out << "\nwrote " << txt << "\n";
+  io.out << "replay:       " << SearchCommand(r.name, f, seed) << "  (the same seed replays it)\n";
 }
 
 bool KnownSuite(const std::string& name, std::string* names) {
@@ -323,7 +369,9 @@ std::vector<std::string> RunSuites(const CheckFlags& f, uint64_t seed, Io& io) {
   std::vector<std::string> names;
   for (const props::SuiteResult& r : failed) {
     names.push_back(r.name);
-    if (!r.counterexample.empty()) {
+    if (!r.race_case.actors.empty()) {
+      ReportRaceCounterexample(r, f, seed, io);
+    } else if (!r.counterexample.empty()) {
       ReportCounterexample(r, f, seed, io);
     } else {
       io.out << "\nsuite " << r.name << " failed without a counterexample"
@@ -368,7 +416,8 @@ int CheckCommand(const std::vector<std::string>& args, Io& io) {
   uint64_t seed = ResolveSeed(f.seed);
   if (!f.quiet || f.seed == "random") {
     io.out << "seed " << seed << (f.seed == "random" ? " (random)" : "") << ", " << f.runs
-           << " sequences per suite, up to " << f.max_steps << " steps each\n\n";
+           << " sequences per suite, up to " << f.max_steps << " steps each"
+           << (f.profile.empty() ? "" : ", profile " + f.profile) << "\n\n";
   }
   std::vector<std::string> failed = RunSuites(f, seed, io);
   if (!f.quiet) io.out << "\n";

@@ -81,6 +81,8 @@ expect_usage_error "^hmmref: --max-steps wants a whole number" check --max-steps
 expect_usage_error "^hmmref: --quiet takes no value" check --quiet=yes
 expect_usage_error "^hmmref: unexpected argument 'extra'$(see 'check ')" check extra
 expect_usage_error "^hmmref: unknown suite 'nosuch' \(suites: [a-z]" check --suite nosuch
+expect_usage_error "^hmmref: --profile wants 'default' or 'v18', got 'v19'$(see 'check ')" check --profile v19
+expect_usage_error "^hmmref: --profile needs a value \(NAME\)$(see 'check ')" check --profile
 expect_usage_error "^hmmref: run needs at least one FILE$(see 'run ')" run
 expect_usage_error "^hmmref: unknown flag '--bogus'$(see 'run ')" run --bogus x.hmm
 expect_usage_error "^hmmref: unknown lemma 'NoSuchLemma' \(lemmas: [A-Za-z]" prove --lemma NoSuchLemma
@@ -120,7 +122,28 @@ fi
 
 # --- the lists ---
 expect_help '^[a-z]+$' check --list
+expect_help '^race$' check --list
 expect_help '^[A-Za-z]+$' prove --list
+expect_help 'profile NAME' check --help
+
+# --- the race suite (docs/concurrency.md) ---
+# v18: the invalidate-after-change hazard, as a minimized interleaving that
+# names it, written under --out; exit 1.
+run_case check --suite race --profile v18 --runs 300 --quiet --out "$tmp/race"
+race_txt="$tmp/race/race-seed1.txt"
+if [[ $status -ne 1 ]] || ! grep -q "^hazard InvMirrorSubsetOfCpu\|  hazard InvMirrorSubsetOfCpu: device " "$tmp/out" ||
+  ! grep -q "pte_changed" "$tmp/out" || ! grep -q "^hmmref check: FAILED (suite race)$" "$tmp/out" ||
+  ! grep -q "^replay: .* check --suite race --seed 1 --runs 300 .*--profile v18" "$tmp/out" ||
+  ! grep -q "failing check: InvMirrorSubsetOfCpu" "$race_txt"; then
+  fail "check --suite race --profile v18: exit $status, stdout: $(head -40 "$tmp/out")"
+fi
+# The same search again gives the same interleaving.
+cp "$race_txt" "$tmp/race-first.txt"
+run_case check --suite race --profile v18 --runs 300 --quiet --out "$tmp/race"
+cmp -s "$race_txt" "$tmp/race-first.txt" || fail "the race suite's replay differs: $(diff "$race_txt" "$tmp/race-first.txt" | head)"
+# The default profile: the same budget finds nothing.
+run_case check --suite race --profile default --runs 300 --quiet
+[[ $status -eq 0 ]] || fail "check --suite race --profile default: exit $status, stdout: $(head -60 "$tmp/out")"
 
 if [[ $failures -gt 0 ]]; then
   echo "$failures failures" >&2

@@ -93,6 +93,34 @@ void Flags::String(const std::string& name, const std::string& value_name,
          help);
 }
 
+namespace {
+
+// "'a'", "'a' or 'b'", "'a', 'b' or 'c'".
+std::string Alternatives(const std::vector<std::string>& choices) {
+  std::string text;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (i > 0) text += i + 1 == choices.size() ? " or " : ", ";
+    text += "'" + choices[i] + "'";
+  }
+  return text;
+}
+
+}  // namespace
+
+void Flags::Choice(const std::string& name, const std::string& value_name, std::string* target,
+                   const std::vector<std::string>& choices, const std::string& help) {
+  Custom(name, value_name,
+         [name, target, choices](const std::string& value, std::string* error) {
+           if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+             *error = "--" + name + " wants " + Alternatives(choices) + ", got '" + value + "'";
+             return false;
+           }
+           *target = value;
+           return true;
+         },
+         help);
+}
+
 void Flags::Custom(const std::string& name, const std::string& value_name, Setter setter,
                    const std::string& help) {
   flags_.push_back({name, value_name, help, std::move(setter)});

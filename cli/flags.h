@@ -50,6 +50,11 @@ class Flags {
   // Any non-empty string.
   void String(const std::string& name, const std::string& value_name, std::string* target,
               const std::string& help);
+  // One of `choices`, e.g. Choice("profile", "NAME", &profile, {"default",
+  // "v18"}, "..."); anything else is "--profile wants 'default' or 'v18',
+  // got 'v19'".
+  void Choice(const std::string& name, const std::string& value_name, std::string* target,
+              const std::vector<std::string>& choices, const std::string& help);
   // A value checked by `setter`.
   void Custom(const std::string& name, const std::string& value_name, Setter setter,
               const std::string& help);

@@ -18,6 +18,7 @@ struct CheckFlags {
   uint64_t max_steps = 60;
   bool quiet = false;
   std::string seed = "1";
+  std::string profile;
   Flags flags;
 
   CheckFlags() {
@@ -25,6 +26,7 @@ struct CheckFlags {
     flags.Uint("runs", "N", &runs, 1, 1000000, "sequences per suite");
     flags.Uint("max-steps", "K", &max_steps, 1, 10000, "longest sequence");
     flags.Bool("quiet", &quiet, "no progress line");
+    flags.Choice("profile", "NAME", &profile, {"default", "v18"}, "semantics profile");
     flags.Custom("seed", "S",
                  [this](const std::string& v, std::string* error) {
                    uint64_t unused;
@@ -170,6 +172,24 @@ TEST(FlagsTest, CustomSetterDecides) {
   EXPECT_EQ(f.seed, "42");
   EXPECT_EQ(CheckFlags().Parse({"--seed", "-1"}),
             "--seed wants a whole number or 'random', got '-1'");
+}
+
+TEST(FlagsTest, ChoiceTakesOneOfItsValues) {
+  CheckFlags f;
+  EXPECT_EQ(f.Parse({"--profile", "v18"}), "");
+  EXPECT_EQ(f.profile, "v18");
+  EXPECT_EQ(f.Parse({"--profile=default"}), "");
+  EXPECT_EQ(f.profile, "default");
+  EXPECT_EQ(f.Parse({"--profile", "v19"}), "--profile wants 'default' or 'v18', got 'v19'");
+  EXPECT_EQ(f.profile, "default");
+  EXPECT_EQ(f.Parse({"--profile="}), "--profile wants 'default' or 'v18', got ''");
+  EXPECT_EQ(f.Parse({"--profile"}), "--profile needs a value (NAME)");
+  Flags three;
+  std::string color;
+  three.Choice("color", "C", &color, {"red", "green", "blue"}, "");
+  std::string error;
+  EXPECT_FALSE(three.Parse({"--color=pink"}, &error));
+  EXPECT_EQ(error, "--color wants 'red', 'green' or 'blue', got 'pink'");
 }
 
 TEST(FlagsTest, StopsAtFirstError) {

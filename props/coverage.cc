@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "model/kernel.h"
+#include "props/concurrent_coverage.h"
 #include "props/coverage_internal.h"
 
 namespace hmm::props {
@@ -213,6 +214,8 @@ const std::vector<CoverageClass>& CoverageClasses(const std::string& suite) {
   for (const auto& table : kTables) {
     if (table.first == suite) return table.second;
   }
+  // The race suite classifies its runs itself (props/concurrent_coverage.h).
+  if (suite == "race") return RaceCoverageClasses();
   return kNone;
 }
 

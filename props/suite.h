@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "props/concurrent.h"
 #include "props/coverage.h"
 #include "props/op.h"
 
@@ -36,6 +37,10 @@ struct SuiteOptions {
   uint64_t runs = 2000;    // sequences to try
   uint64_t seed = 1;
   uint64_t max_steps = 60; // longest generated sequence
+  // The semantics profile: "" lets each suite choose (the race suite runs the
+  // default profile, devmem, mirror and migrate draw v18 one time in four),
+  // "default" or "v18" forces it on every sequence of every suite.
+  std::string profile;
   std::function<void(const SuiteProgress&)> progress;  // called now and then; may be empty
 };
 
@@ -43,6 +48,7 @@ struct SuiteResult {
   std::string name;
   bool passed = false;
   bool unknown_suite = false;
+  bool unknown_profile = false;  // SuiteOptions::profile is not "", "default" or "v18"
   uint64_t sequences = 0;
   uint64_t steps = 0;
   double seconds = 0;
@@ -55,12 +61,22 @@ struct SuiteResult {
   uint64_t trace_shrink_accepted = 0;  // of which kept
   double trace_shrink_seconds = 0;     // its time (included in `seconds`)
   std::string failure;             // FormatReport of the final minimized run
+  // The race suite (props/concurrent.h), which has no trace: the minimized
+  // case (`counterexample` stays empty; original_length and rc_shrunk_length
+  // count the actors' operations; trace_shrink_* describe the case-level pass,
+  // props/concurrent_shrink.h) and the check it fails; `failure` is its
+  // FormatConcurrentReport. `failed_check` is set for every suite.
+  ConcurrentCase race_case;
+  std::string failed_check;
   // What the generated sequences exercised (props/coverage.h): every sequence
   // up to and including the first failing one; shrinking is not counted.
   Coverage coverage;
 };
 
 SuiteResult RunSuite(const SuiteOptions& options);
+
+// "default" -> kDefault, "v18" -> kV18; false for anything else ("" included).
+bool ParseProfileName(const std::string& name, Profile* out);
 
 }  // namespace hmm::props
 

@@ -32,10 +32,12 @@ TEST_P(SuiteProps, ImplRefinesModel) {
   EXPECT_GT(r.steps, r.sequences * 5);
 }
 
+// The race suite has its own tests: concurrent_suite_test (both profiles)
+// and concurrent_defects_test.
 TEST(SuiteProps, EverySuiteIsCovered) {
   for (const SuiteInfo& suite : Suites()) {
     EXPECT_TRUE(suite.name == "cpu" || suite.name == "devmem" || suite.name == "mirror" ||
-                suite.name == "migrate")
+                suite.name == "migrate" || suite.name == "race")
         << "add suite '" << suite.name << "' to the parameters below";
   }
 }

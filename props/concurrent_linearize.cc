@@ -1,0 +1,336 @@
+// File: props/concurrent_linearize.cc
+//
+// The linearizability check of a concurrent run (props/concurrent.h): the
+// steps a device ioctl really takes, what a concurrent run may legitimately
+// vary from the model's results, and the search over a migration's per-page
+// outcomes.
+//
+// The dummy device's READ and WRITE are not atomic in the kernel
+// (lib/test_hmm.c): they fault the range in (hmm_range_fault(), under the
+// mmap_lock), then copy (under the driver's lock) page by page, retrying
+// the fault when an invalidation took a page away; another thread may run
+// in between, see the fault's effects, or write a page between two. So each
+// stands in the history for its steps, all inside its [invoke, respond]
+// (any may come first: the checker knows no order inside one interval):
+//   - its fault-in, whose result says nothing: for a READ a dread of the
+//     range; for a WRITE (the model has no device fault without a copy)
+//     either a dread (a read fault: the pages it brings in hold the same
+//     bytes) or the WRITE itself (a write fault, which breaks COW, and part
+//     of the copy before an invalidation sent it back), both tried;
+//   - its copy, the operation itself; per page when it succeeded, each
+//     page's result its share (cpages=1, its bytes). A READ that failed
+//     stays whole (what it read is not returned); a WRITE that failed is,
+//     for each page but the last, that page's copy or nothing, then the
+//     write from one of its pages on, which fails the same way: its earlier
+//     pages may have been copied long before the failure.
+//
+// And a migration is atomic per page, not per call (docs/migrate.md): a
+// page another thread holds (its lock, a transient reference) is skipped,
+// which no sequential state explains. So a migrate_to_dev that returned
+// kNoEnt (its read-back through the device's page table missed a page: not
+// migrated, or invalidated since), or a migrate_to_sys that moved fewer
+// pages than it covers, stands for one of its parts: the whole range, a
+// contiguous part of it, or nothing (an empty range, which the model
+// refuses with kInval and no effect). Each combination of parts is
+// checked; the run is linearizable when one is.
+
+#include <algorithm>
+#include <utility>
+
+#include "props/concurrent.h"
+
+namespace hmm::props {
+namespace {
+
+// Op::line marks what a step of the checked history stands for (0 when
+// generated, as every history's op is).
+enum Mark : int {
+  kMigrationPart = -1,     // a migration, or part of its range: its effect
+  kMayMeetMigration = -2,  // a snapshot that overlapped an op that may move pages
+  kFaultIn = -3,           // a device ioctl's fault-in: its effect only
+  kNothing = -4,           // a step that did not happen (an empty dwrite: kInval, no effect)
+  kPageCopy = -5,          // a failed dwrite's page copied before the failure
+  kFailingTail = -6,       // a failed dwrite from the page it failed at: its errno
+};
+// Combinations of parts tried, at most.
+constexpr size_t kMaxCombinations = 32;
+
+// A dread of `op`'s range, marked `mark`.
+Op DreadOf(const Op& op, Mark mark) {
+  Op dread;
+  dread.kind = OpKind::kDread;
+  dread.mirror = op.mirror;
+  dread.addr = op.addr;
+  dread.len = op.kind == OpKind::kDwrite ? op.data.size() / kPageSize : op.len;
+  dread.line = mark;
+  return dread;
+}
+
+// One step of `e`, `op`, at times doubled: [2i, 2r-1] for a fault-in,
+// [2i+1, 2r] for a copy, so the steps of one operation overlap (any may
+// come first) and all stay inside the original.
+HistoryOp StepOf(const HistoryOp& e, const Op& op, bool copy) {
+  HistoryOp step = e;
+  step.op = op;
+  step.invoke = 2 * e.invoke + (copy ? 1 : 0);
+  step.respond = 2 * e.respond - (copy ? 0 : 1);
+  return step;
+}
+
+// Page `i` of a dread or dwrite that succeeded, with its share of the result.
+HistoryOp PageOf(const HistoryOp& e, uint64_t i) {
+  HistoryOp page = e;
+  page.op.addr = e.op.addr + i * kPageSize;
+  page.result.cpages = 1;
+  if (e.op.kind == OpKind::kDread) {
+    page.op.len = 1;
+    page.result.data.assign(e.result.data.begin() + i * kPageSize,
+                            e.result.data.begin() + (i + 1) * kPageSize);
+  } else {
+    page.op.data.assign(e.op.data.begin() + i * kPageSize,
+                        e.op.data.begin() + (i + 1) * kPageSize);
+  }
+  return page;
+}
+
+// dwrite `op` from page `first` on, marked `mark`.
+Op WriteFrom(const Op& op, uint64_t first, Mark mark) {
+  Op tail = op;
+  tail.addr += first * kPageSize;
+  tail.data.erase(tail.data.begin(), tail.data.begin() + first * kPageSize);
+  tail.line = mark;
+  return tail;
+}
+
+// A multi-page dwrite that failed: the pages before the one it failed at
+// were copied, each maybe long before the failure. Steps: one per page but
+// the last, each that page's copy or nothing, then the failing part, from
+// one of its pages on (LinearizeRun tries each: StepChoices).
+void AddFailedWrite(const HistoryOp& e, uint64_t npages, std::vector<HistoryOp>* out) {
+  for (uint64_t i = 0; i + 1 < npages; ++i) {
+    Op page = WriteFrom(e.op, i, kPageCopy);
+    page.data.resize(kPageSize);
+    out->push_back(StepOf(e, page, /*copy=*/true));
+  }
+  out->push_back(StepOf(e, WriteFrom(e.op, 0, kFailingTail), /*copy=*/true));
+}
+
+// A dread or dwrite as its steps: its fault-in (a dread's is a dread; a
+// dwrite's, one of FaultIns), then its copy, per page when it succeeded
+// (the copy goes page by page, and another thread may write a page
+// between two).
+void AddDeviceAccess(const HistoryOp& e, std::vector<HistoryOp>* out) {
+  const bool read = e.op.kind == OpKind::kDread;
+  Op fault_in = read ? DreadOf(e.op, kFaultIn) : e.op;
+  fault_in.line = kFaultIn;
+  out->push_back(StepOf(e, fault_in, /*copy=*/false));
+  const uint64_t npages = read ? e.op.len : e.op.data.size() / kPageSize;
+  const bool ok = e.result.err == Errno::kOk && e.result.cpages == npages &&
+                  (!read || e.result.data.size() == npages * kPageSize);
+  if (!ok && !read && npages >= 2 && e.op.data.size() == npages * kPageSize) {
+    return AddFailedWrite(e, npages, out);
+  }
+  if (!ok || npages < 2) return out->push_back(StepOf(e, e.op, /*copy=*/true));
+  for (uint64_t i = 0; i < npages; ++i) {
+    const HistoryOp page = PageOf(e, i);
+    out->push_back(StepOf(page, page.op, /*copy=*/true));
+  }
+}
+
+// What a dwrite's fault-in may be in the model, which has no device fault
+// without a copy: a read fault (a dread: the pages it brings in hold the same
+// bytes), or a write fault with its copy (the dwrite itself: a write fault
+// breaks COW, and may have been followed by part of the copy before an
+// invalidation sent it back).
+std::vector<Op> FaultIns(const Op& dwrite) {
+  Op early = dwrite;
+  early.line = kFaultIn;
+  return {DreadOf(dwrite, kFaultIn), early};
+}
+
+// A step that did not happen: an empty dwrite, refused with no effect.
+Op Nothing(const Op& op) {
+  Op nothing = op;
+  nothing.data.clear();
+  nothing.line = kNothing;
+  return nothing;
+}
+
+// A failed dwrite's failing part: from each of its pages on.
+std::vector<Op> FailingTails(const Op& op) {
+  std::vector<Op> tails;
+  for (uint64_t first = 0; first * kPageSize < op.data.size(); ++first) {
+    tails.push_back(WriteFrom(op, first, kFailingTail));
+  }
+  return tails;
+}
+
+// The history to check: each dread and dwrite as its steps, the rest as
+// they are (times doubled); origin[k]: the history index of step k.
+std::vector<HistoryOp> Steps(const std::vector<HistoryOp>& history, std::vector<size_t>* origin) {
+  std::vector<HistoryOp> out;
+  for (const HistoryOp& e : history) {
+    if (e.op.kind == OpKind::kDread || e.op.kind == OpKind::kDwrite) {
+      AddDeviceAccess(e, &out);
+    } else {
+      HistoryOp d = e;
+      d.invoke *= 2;
+      d.respond *= 2;
+      out.push_back(d);
+    }
+    origin->resize(out.size(), static_cast<size_t>(&e - history.data()));
+  }
+  return out;
+}
+
+// A witness over the steps as one over the operations: each in the place of
+// its last step.
+std::vector<size_t> OperationOrder(const std::vector<size_t>& steps,
+                                   const std::vector<size_t>& origin) {
+  std::vector<size_t> order;
+  for (size_t k = steps.size(); k-- > 0;) {
+    const size_t op = origin[steps[k]];
+    if (std::find(order.begin(), order.end(), op) == order.end()) order.push_back(op);
+  }
+  std::reverse(order.begin(), order.end());
+  return order;
+}
+
+// Could the migration `e` have skipped pages? MIGRATE_TO_DEV reads its
+// range back through the device's page table after migrating: kNoEnt when
+// a page is not there (not migrated, or an invalidation came between).
+bool MaySkipPages(const HistoryOp& e) {
+  if (e.op.kind == OpKind::kMigrateToDev) return e.result.err == Errno::kNoEnt;
+  return e.op.kind == OpKind::kMigrateToSys && e.result.err == Errno::kOk &&
+         e.result.cpages < e.op.len;
+}
+
+// The whole range first, then each shorter contiguous part, nothing last.
+std::vector<Op> Parts(const Op& op) {
+  std::vector<Op> parts;
+  for (uint64_t count = op.len; count-- > 0;) {
+    for (uint64_t first = 0; first + count + 1 <= op.len; ++first) {
+      Op part = op;
+      part.addr += first * kPageSize;
+      part.len = count + 1;
+      part.line = kMigrationPart;
+      parts.push_back(part);
+    }
+  }
+  Op none = op;
+  none.len = 0;
+  none.line = kMigrationPart;
+  parts.push_back(none);
+  return parts;
+}
+
+// Could `k` move a page between RAM and a device (a migration, or a CPU or
+// device access that faults a device page back)?
+bool MayMovePages(OpKind k) {
+  return k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys || k == OpKind::kRead ||
+         k == OpKind::kWrite || k == OpKind::kDread || k == OpKind::kDwrite;
+}
+
+// Marks the snapshots that overlapped in time an operation that may move pages.
+void MarkSnapshots(std::vector<HistoryOp>* h) {
+  for (HistoryOp& s : *h) {
+    if (s.op.kind != OpKind::kSnapshot) continue;
+    for (const HistoryOp& o : *h) {
+      if (&o != &s && MayMovePages(o.op.kind) && o.invoke < s.respond && s.invoke < o.respond) {
+        s.op.line = kMayMeetMigration;
+      }
+    }
+  }
+}
+
+// A part of a migration: migrate_to_dev's kNoEnt says nothing of what it
+// moved; migrate_to_sys reports the pages it moved.
+bool PartExplains(const Op& op, const OpResult& model, const OpResult& impl) {
+  if (op.kind == OpKind::kMigrateToDev) return true;
+  if (op.len == 0) return impl.cpages == 0;
+  return model.err == Errno::kOk && model.cpages == impl.cpages;
+}
+
+// A snapshot that met a migration entry reports the page as absent (0).
+bool SnapshotExplains(const OpResult& model, const OpResult& impl) {
+  if (model.err != impl.err || model.cpages != impl.cpages || model.faults != impl.faults ||
+      model.data.size() != impl.data.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < impl.data.size(); ++i) {
+    if (impl.data[i] != model.data[i] && impl.data[i] != 0) return false;
+  }
+  return true;
+}
+
+// A step that may stand for one of several ops: its index, the ops.
+using Choice = std::pair<size_t, std::vector<Op>>;
+
+std::vector<Choice> Choices(const std::vector<HistoryOp>& steps) {
+  std::vector<Choice> choices;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Op& op = steps[i].op;
+    if (MaySkipPages(steps[i])) choices.emplace_back(i, Parts(op));
+    if (op.line == kFaultIn && op.kind == OpKind::kDwrite) choices.emplace_back(i, FaultIns(op));
+    if (op.line == kPageCopy) choices.emplace_back(i, std::vector<Op>{op, Nothing(op)});
+    if (op.line == kFailingTail) choices.emplace_back(i, FailingTails(op));
+  }
+  return choices;
+}
+
+}  // namespace
+
+bool ConcurrentSameResult(const Op& op, const OpResult& model, const OpResult& impl) {
+  switch (op.line) {
+    case kMigrationPart: return PartExplains(op, model, impl);
+    case kMayMeetMigration: return SnapshotExplains(model, impl);
+    case kFaultIn:
+    case kNothing: return true;
+    case kPageCopy: return model.err == Errno::kOk;
+    case kFailingTail: return model.err == impl.err;
+    default: break;
+  }
+  if (op.kind != OpKind::kDread && op.kind != OpKind::kDwrite) return model == impl;
+  OpResult retried = impl;
+  retried.faults = model.faults;
+  return model == retried;
+}
+
+LinearizeResult LinearizeRun(const std::vector<Op>& setup, const std::vector<HistoryOp>& history,
+                             const std::function<std::string(const model::Kernel&)>& final_check,
+                             const LinearizeOptions& options) {
+  LinearizeInput in;
+  in.setup = setup;
+  std::vector<size_t> origin;
+  in.history = Steps(history, &origin);
+  in.same_result = &ConcurrentSameResult;
+  in.final_check = final_check;
+  MarkSnapshots(&in.history);
+  const std::vector<Choice> choices = Choices(in.history);
+  // The combinations, counted in mixed radix; the first: every range whole,
+  // every fault-in a read fault. They share options.max_configurations.
+  LinearizeResult first;
+  LinearizeOptions left = options;
+  for (size_t n = 0; n < kMaxCombinations; ++n) {
+    size_t rest = n;
+    for (const auto& [index, parts] : choices) {
+      in.history[index].op = parts[rest % parts.size()];
+      rest /= parts.size();
+    }
+    if (rest != 0) break;  // every combination tried
+    LinearizeResult r = CheckLinearizable(in, left);
+    if (r.ok) {
+      r.order = OperationOrder(r.order, origin);
+      return r;
+    }
+    if (n == 0) first = r;
+    left.max_configurations -= std::min(left.max_configurations, r.configurations);
+    if (r.budget_exhausted || left.max_configurations == 0) {
+      first.budget_exhausted = true;
+      break;
+    }
+  }
+  return first;
+}
+
+}  // namespace hmm::props
