@@ -102,6 +102,8 @@ Errno MigrateToRam(KernelState& ks, Process& p, Pid pid, uint64_t addr, uint64_t
   ops.alloc_and_copy = [&ks, &allocated](MigrateVmaArgs& a) {
     allocated = FaultAllocAndCopy(ks, a);
   };
+  // Collect's trylock is the try a busy page's wait refers to.
+  const uint64_t tried = sched::ProgressMark();
   // The VMA holds addr: the guards pass.
   if (MigrateVmaLocked(ks, p, ops, &args) != Errno::kOk) return Errno::kFault;
   // Did it move? If not for want of RAM, SIGBUS (invariant 29); if for
@@ -109,7 +111,7 @@ Errno MigrateToRam(KernelState& ks, Process& p, Pid pid, uint64_t addr, uint64_t
   if (args.src[0] & kMigratePfnMigrate) return Errno::kOk;
   if (!allocated) return Errno::kFault;
   // Let whoever holds the page finish; an entry changed meanwhile is retried at once.
-  if (DeviceEntryStill(p, addr, pfn)) sched::SpinYield("migrate_to_ram_busy");
+  if (DeviceEntryStill(p, addr, pfn)) sched::SpinYieldSince("migrate_to_ram_busy", tried);
   return Errno::kOk;
 }
 

@@ -25,6 +25,7 @@ struct ControlledScheduler::Actor {
   const char* at = "start";  // the point it is parked at, or last parked at
   bool blocked = false;      // parked blocked, and no progress since
   bool parked_blocked = false;  // its last park was a blocked one
+  uint64_t others_progress = 0;  // progress others made (ProgressMark)
 };
 
 namespace {
@@ -74,6 +75,27 @@ void ParkBlocked(const char* name) {
   a->sched->Park(a, name, /*blocked=*/true, /*boundary=*/false, /*may_throw=*/true);
 }
 
+uint64_t ProgressMark() {
+  ControlledScheduler::Actor* a = t_actor;
+  if (a == nullptr) return 0;
+  return a->sched->MarkOf(a);
+}
+
+void ParkBlockedSince(const char* name, uint64_t since) {
+  ControlledScheduler::Actor* a = t_actor;
+  if (a == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  const bool blocked = a->sched->MarkOf(a) == since;
+  a->sched->Park(a, name, blocked, /*boundary=*/false, /*may_throw=*/true);
+}
+
+uint64_t ControlledScheduler::MarkOf(const Actor* a) {
+  std::lock_guard<std::mutex> l(mu_);
+  return a->others_progress;
+}
+
 ControlledScheduler::ControlledScheduler(SchedOptions options) : options_(std::move(options)) {}
 
 ControlledScheduler::~ControlledScheduler() {
@@ -110,7 +132,9 @@ void ControlledScheduler::ActorMain(Actor* a) {
 // Progress by `by`: every other actor's failed try may succeed now.
 void ControlledScheduler::Progress(const Actor* by) {
   for (auto& other : actors_) {
-    if (other.get() != by) other->blocked = false;
+    if (other.get() == by) continue;
+    other->blocked = false;
+    ++other->others_progress;
   }
 }
 
@@ -168,9 +192,13 @@ bool ControlledScheduler::WaitQuiet(std::unique_lock<std::mutex>& l) {
 int ControlledScheduler::Pick(const std::vector<int>& runnable, bool* chosen) {
   *chosen = runnable.size() >= 2;
   if (!*chosen) return runnable.front();
+  // The last actor's position, or the first after it (cyclically).
   size_t p = 0;
   for (size_t i = 0; i < runnable.size(); ++i) {
-    if (runnable[i] == last_) p = i;
+    if (runnable[i] >= last_) {
+      p = i;
+      break;
+    }
   }
   uint8_t c = 0;
   if (cursor_ < options_.schedule.size()) c = options_.schedule[cursor_++];

@@ -25,7 +25,10 @@
 //     - in AcquireAt(name, ...) (LockAt, LockSharedAt): first at an ordinary
 //       yield point `name`, right BEFORE the acquisition; when resumed it
 //       TRIES the lock; when the try fails it parks again, now *blocked*;
-//     - in SpinYield(name) (a spin loop's wait), blocked.
+//     - in SpinYield(name) (a spin loop's wait), blocked; in
+//       SpinYieldSince(name, mark), blocked only when no other actor made
+//       progress since ProgressMark() returned `mark` (the wait's condition
+//       was tried then, and the actor parked at ordinary points since).
 //   A blocked actor is not runnable until some actor makes progress: parks
 //   at an ordinary point, exits, or parks blocked for the first time since
 //   it last ran code (a blocked park right after a blocked park at the same
@@ -41,12 +44,14 @@
 // The schedule
 //   A decision with two or more runnable actors consumes the next schedule
 //   byte c (a decision with one does not): with R the runnable actors in index
-//   order and p the position in R of the actor that ran last (0 if it is not
-//   runnable), the pick is R[(p + c) % |R|]. So 0 means "keep running the
-//   same actor", and rapidcheck, which shrinks bytes toward 0 and vectors
-//   toward short, shrinks toward fewer context switches. When the schedule
-//   runs out every further choice is 0: the default schedule runs the current
-//   actor until it exits or blocks, then the lowest runnable one (actor 0's
+//   order and p the position in R of the actor that ran last (if it is not
+//   runnable, of the first after it in cyclic index order), the pick is
+//   R[(p + c) % |R|]. So 0 means "keep running the same actor" (or "the next
+//   one round", which keeps a spinning actor from starving the one it waits
+//   for), and rapidcheck, which shrinks bytes toward 0 and vectors toward
+//   short, shrinks toward fewer context switches. When the schedule runs out
+//   every further choice is 0: the default schedule runs the current actor
+//   until it exits or blocks, then the next runnable one (actor 0's
 //   whole body first, then actor 1's, unless a lock blocks one).
 //
 // Deadlock and stuck actors
@@ -171,6 +176,24 @@ inline void SpinYield(const char* name) {
   }
 }
 
+// A mark of the progress other actors made so far, as the calling actor
+// sees it (0 off an actor thread): taken where a wait's condition is tried,
+// for SpinYieldSince.
+uint64_t ProgressMark();
+void ParkBlockedSince(const char* name, uint64_t since);
+
+// SpinYield for a condition last tried when ProgressMark() returned `since`,
+// with yield points in between (a migration that found the page held, then
+// finished its other phases): parks blocked only when no other actor made
+// progress since; else at an ordinary yield point (the holder may be gone).
+inline void SpinYieldSince(const char* name, uint64_t since) {
+  if (Active() && OnActorThread()) {
+    ParkBlockedSince(name, since);
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 // Acquires something at a yield point: off the scheduler, lock(); on an
 // actor, a yield point `name`, then try_lock() until it succeeds, parking
 // blocked after each failure. try_lock must have no effect when it fails.
@@ -253,8 +276,11 @@ class ControlledScheduler {
  private:
   friend void ParkAt(const char*, bool, bool);
   friend void ParkBlocked(const char*);
+  friend uint64_t ProgressMark();
+  friend void ParkBlockedSince(const char*, uint64_t);
 
   void ActorMain(Actor* a);
+  uint64_t MarkOf(const Actor* a);
   void Park(Actor* a, const char* name, bool blocked, bool boundary, bool may_throw);
   void Exit(Actor* a);
   bool WaitQuiet(std::unique_lock<std::mutex>& l);

@@ -310,6 +310,45 @@ TEST(Sched, SpinYieldWaitsForProgressAndADeadWaitIsADeadlock) {
 
 // An aborted run resumes a wait inside a NoThrowScope by returning (the
 // actor runs on, unscheduled), and one outside it by throwing Aborted.
+// dev0 finds a flag cpu1 holds, passes a yield point, then waits for it;
+// cpu1 lets go after a yield point of its own, or (`releases` false) never.
+// With `since`, the wait is SpinYieldSince the try; else a plain SpinYield,
+// which wrongly parks blocked when the release came before the wait.
+SchedRun RunStaleTry(const std::vector<uint8_t>& schedule, bool since, bool releases) {
+  SchedOptions options;
+  options.schedule = schedule;
+  ControlledScheduler sched(options);
+  bool held = true;
+  sched.AddActor("dev0", [&] {
+    for (;;) {
+      const uint64_t mark = ProgressMark();
+      if (!held) return;
+      YieldPoint("between");
+      since ? SpinYieldSince("wait", mark) : SpinYield("wait");
+    }
+  });
+  sched.AddActor("cpu1", [&] {
+    YieldPoint("holding");
+    if (releases) held = false;
+  });
+  return sched.Run();
+}
+
+TEST(Sched, SpinYieldSinceATryIsRunnableAfterProgressAndStillFindsADeadWait) {
+  size_t plain_deadlocks = 0;
+  for (uint32_t bits = 0; bits < (1u << 6); ++bits) {
+    std::vector<uint8_t> schedule(6);
+    for (size_t i = 0; i < schedule.size(); ++i) schedule[i] = (bits >> i) & 1;
+    SchedRun run = RunStaleTry(schedule, /*since=*/true, /*releases=*/true);
+    EXPECT_EQ(run.outcome, RunOutcome::kCompleted) << FormatSchedRun(run);
+    run = RunStaleTry(schedule, /*since=*/true, /*releases=*/false);
+    EXPECT_EQ(run.outcome, RunOutcome::kDeadlock) << FormatSchedRun(run);
+    if (!RunStaleTry(schedule, /*since=*/false, /*releases=*/true).completed()) ++plain_deadlocks;
+  }
+  EXPECT_GT(plain_deadlocks, 0u) << "no schedule releases between the try and a plain wait";
+  EXPECT_EQ(ProgressMark(), 0u);  // off an actor thread
+}
+
 TEST(Sched, NoThrowScopeReturnsFromAnAbortedWait) {
   for (bool scoped : {true, false}) {
     ControlledScheduler sched(SchedOptions{});
