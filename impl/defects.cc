@@ -43,6 +43,8 @@ const char* DefectName(Defect d) {
       return "kMigrateBackGainsWrite";
     case Defect::kMigratePageFreeTwice:
       return "kMigratePageFreeTwice";
+    case Defect::kDefaultInvalidatesAtEnd:
+      return "kDefaultInvalidatesAtEnd";
   }
   return "kUnknownDefect";
 }

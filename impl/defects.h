@@ -32,6 +32,8 @@ enum class Defect {
   kMigratePinnedPage,            // the pin check is skipped: a pinned page migrates
   kMigrateBackGainsWrite,        // migrate-back maps the new page writable whatever the old entry said
   kMigratePageFreeTwice,         // finalize of an unused device destination logs page_free twice
+  // Concurrency (docs/concurrency.md): sequentially invisible.
+  kDefaultInvalidatesAtEnd,  // the default profile invalidates mirrors at range_end, as v18 did
 };
 
 const char* DefectName(Defect d);
@@ -46,6 +48,7 @@ constexpr Defect kAllDefects[] = {
     Defect::kForkSkipsMirrorInvalidate, Defect::kMigrateLosesDirtyData,
     Defect::kMigrateLeavesMigrationEntry, Defect::kMigratePinnedPage,
     Defect::kMigrateBackGainsWrite, Defect::kMigratePageFreeTwice,
+    Defect::kDefaultInvalidatesAtEnd,
 };
 
 #ifdef HMMREF_SEEDED_DEFECTS

@@ -45,6 +45,7 @@ TEST_F(DefectsTest, NamesAreTheEnumerators) {
   EXPECT_STREQ(DefectName(Defect::kNoInvalidateOnMprotect), "kNoInvalidateOnMprotect");
   EXPECT_STREQ(DefectName(Defect::kRangeDoneAlwaysValid), "kRangeDoneAlwaysValid");
   EXPECT_STREQ(DefectName(Defect::kForkSkipsMirrorInvalidate), "kForkSkipsMirrorInvalidate");
+  EXPECT_STREQ(DefectName(Defect::kDefaultInvalidatesAtEnd), "kDefaultInvalidatesAtEnd");
   Defect parsed;
   ASSERT_TRUE(ParseDefect("ForkSkipsMirrorInvalidate", &parsed));
   EXPECT_EQ(parsed, Defect::kForkSkipsMirrorInvalidate);

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "impl/defects.h"
 #include "impl/kernel_state.h"
 #include "impl/mirror.h"
 #include "impl/sched.h"
@@ -85,6 +86,13 @@ void HmmInvalidateRange(Hmm& hmm, uint64_t s, uint64_t e, const NotifyOwner& own
   SyncMirrors(hmm, s, e, owner);
 }
 
+// Are mirrors invalidated at invalidate_range_end, after the CPU change (the
+// seed), rather than at its start? Seeded defect kDefaultInvalidatesAtEnd
+// does it in the default profile too: no sequential run can tell.
+bool InvalidatesAtEnd(const KernelState& ks) {
+  return ks.config.profile == Profile::kV18 || DefectActive(Defect::kDefaultInvalidatesAtEnd);
+}
+
 // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_start() (v18: nothing) or
 // the later one (default: mark, then call the mirrors).
 void InvalidateStartMirrors(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t end,
@@ -92,7 +100,7 @@ void InvalidateStartMirrors(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t 
   // Has the mm a notifier? (mm_has_notifiers(): none before the first mirror)
   if (hmm == nullptr) return;
   // The seed does everything at end (its range_start only bumps a sequence).
-  if (ks.config.profile == Profile::kV18) return;
+  if (InvalidatesAtEnd(ks)) return;
   uint64_t s = AddrVpn(start), e = AddrVpn(end);
   {
     std::lock_guard<std::mutex> lock(hmm->lock);
@@ -110,8 +118,9 @@ void InvalidateEndMirrors(KernelState& ks, Hmm* hmm, uint64_t start, uint64_t en
   uint64_t s = AddrVpn(start), e = AddrVpn(end);
   // Mirrors: 4.14 mm/hmm.c hmm_invalidate_range_end(): the seed's only call,
   // with no owner to skip.
-  if (ks.config.profile == Profile::kV18) {
-    HmmInvalidateRange(*hmm, s, e, NotifyOwner{});
+  if (InvalidatesAtEnd(ks)) {
+    const bool v18 = ks.config.profile == Profile::kV18;
+    HmmInvalidateRange(*hmm, s, e, v18 ? NotifyOwner{} : owner);
     return;
   }
   std::lock_guard<std::mutex> lock(hmm->lock);

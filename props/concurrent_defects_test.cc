@@ -9,8 +9,11 @@
 //   - a page reference munmap leaks (kMunmapLeaksRef): "rep";
 //   - a migration that loses the page's bytes (kMigrateLosesDirtyData):
 //     "linearizable", the model's bytes beside the impl's;
-// and the race suite itself finds the last one. Each case passes with the
-// defect off.
+//   - the default profile invalidating mirrors at range_end as v18 did
+//     (kDefaultInvalidatesAtEnd), which no sequential run can see: the
+//     hazard, worded as an impl bug;
+// and the race suite itself finds the last two (the mirror suite does not
+// find the concurrency-only one). Each case passes with the defect off.
 
 #include <gtest/gtest.h>
 
@@ -91,18 +94,61 @@ TEST_F(ConcurrentDefect, LostBytesAreNotLinearizable) {
   EXPECT_NE(text.find("migrate_to_dev 1 0x10000000 1: impl returned ok"), std::string::npos) << text;
 }
 
-TEST_F(ConcurrentDefect, RaceSuiteFindsALostMigration) {
-  impl::SetSeededDefect(Defect::kMigrateLosesDirtyData);
+// munmap against a device read of the page it unmaps: some schedule of 10
+// bytes (each 0 or 1) runs the read at munmap's pte_changed.
+TEST_F(ConcurrentDefect, InvalidateAtEndIsAHazardInTheDefaultProfile) {
+  ConcurrentCase c = Case("munmap 1 0x10000000 0x1000\n", "dread 1 0x10000000 1\n");
+  impl::SetSeededDefect(Defect::kDefaultInvalidatesAtEnd);
+  ConcurrentReport r;
+  for (uint32_t bits = 0; bits < (1u << 10) && r.ok; ++bits) {
+    c.schedule.assign(10, 0);
+    for (size_t i = 0; i < 10; ++i) c.schedule[i] = (bits >> i) & 1;
+    r = RunConcurrent(c);
+  }
+  ASSERT_FALSE(r.ok) << "no schedule of 10 bytes lets the device read inside the munmap";
+  EXPECT_EQ(r.check, "InvMirrorSubsetOfCpu") << FormatConcurrentReport(c, r);
+  ASSERT_FALSE(r.hazards.empty());
+  const std::string text = FormatConcurrentReport(c, r);
+  EXPECT_NE(text.find("pte_changed"), std::string::npos) << text;
+  EXPECT_NE(text.find("(cpu: none) -- the default profile"), std::string::npos) << text;
+  EXPECT_NE(text.find("an impl bug"), std::string::npos) << text;
+  impl::SetSeededDefect(Defect::kNone);
+  const ConcurrentReport fixed = RunConcurrent(c);
+  EXPECT_TRUE(fixed.ok) << FormatConcurrentReport(c, fixed);
+}
+
+SuiteOptions Suite(const std::string& name, uint64_t runs) {
   SuiteOptions options;
-  options.name = "race";
+  options.name = name;
   options.seed = 1;
-  options.runs = 300;
-  const SuiteResult r = RunSuite(options);
-  ASSERT_FALSE(r.passed) << "not caught in " << r.sequences << " sequences";
+  options.runs = runs;
+  return options;
+}
+
+// The race suite finds `defect` within 300 sequences, shrunk to at most 3
+// operations, and the case passes without it. Returns the failed check.
+std::string RaceSuiteFinds(Defect defect) {
+  impl::SetSeededDefect(defect);
+  const SuiteResult r = RunSuite(Suite("race", 300));
+  EXPECT_FALSE(r.passed) << impl::DefectName(defect) << " not caught in " << r.sequences
+                         << " sequences";
   EXPECT_LE(ActorOpCount(r.race_case), 3u) << r.failure;
-  EXPECT_FALSE(r.failed_check.empty());
   impl::SetSeededDefect(Defect::kNone);
   EXPECT_TRUE(RunConcurrent(r.race_case).ok) << r.failure;
+  return r.failed_check;
+}
+
+TEST_F(ConcurrentDefect, RaceSuiteFindsALostMigration) {
+  EXPECT_FALSE(RaceSuiteFinds(Defect::kMigrateLosesDirtyData).empty());
+}
+
+TEST_F(ConcurrentDefect, RaceSuiteFindsInvalidateAtEndThatSequentialSuitesCannot) {
+  impl::SetSeededDefect(Defect::kDefaultInvalidatesAtEnd);
+  SuiteOptions mirror = Suite("mirror", 200);
+  mirror.profile = "default";
+  const SuiteResult sequential = RunSuite(mirror);
+  EXPECT_TRUE(sequential.passed) << sequential.failure;
+  EXPECT_EQ(RaceSuiteFinds(Defect::kDefaultInvalidatesAtEnd), "InvMirrorSubsetOfCpu");
 }
 
 }  // namespace
