@@ -77,7 +77,7 @@ struct ConcurrentOptions {
   // impl/sched.h SchedOptions: a bound, never the outcome of a passing run.
   std::chrono::milliseconds stuck_after{5000};
   uint64_t max_sched_steps = 20000;
-  // For all of LinearizeRun's combinations together: most histories
+  // LinearizeRun's search, every alternative included: most histories
   // linearize within a few hundred configurations; a search cut short by
   // this bound leaves the run undecided (ConcurrentReport::undecided), not
   // failed.
@@ -120,16 +120,18 @@ bool ConcurrentSameResult(const Op& op, const OpResult& model, const OpResult& i
 //     their [invoke, respond]: they fault their range in (a dwrite's
 //     fault-in is tried as a read fault and as a write fault with its
 //     copy), then copy, page by page when they succeeded;
-//   - a migration that may have skipped pages (migrate_to_dev's kNoEnt,
+//   - a migration that may have skipped pages (migrate_to_dev's kNoEnt, or
+//     its ok while a device access of its mirror overlapped it;
 //     migrate_to_sys moving fewer pages than it covers) stands for its
 //     whole range, a contiguous part of it or nothing, since it is atomic
-//     per page, not per call (docs/migrate.md): every combination is tried;
+//     per page, not per call (docs/migrate.md);
 //   - a snapshot that overlapped an operation that may move pages may
 //     report a page as absent (0): it met a migration entry.
-// Returns the first combination that linearizes (order: indices into
-// `history`), else the result for every range whole (its explanation lists
-// the steps), with budget_exhausted set when options.max_configurations,
-// shared by all combinations, ran out before every one was refuted.
+// Each step that may stand for several operations is tried as each when the
+// search linearizes it (LinearizeInput::alternatives). Returns a witness
+// (order: indices into `history`), else the refutation over the steps (its
+// explanation lists them), with budget_exhausted set when
+// options.max_configurations ran out first.
 LinearizeResult LinearizeRun(const std::vector<Op>& setup, const std::vector<HistoryOp>& history,
                              const std::function<std::string(const model::Kernel&)>& final_check,
                              const LinearizeOptions& options = {});
@@ -154,9 +156,12 @@ LinearizeResult LinearizeRun(const std::vector<Op>& setup, const std::vector<His
 //     fault that lost a device page to a migration ran the fault callback
 //     for nothing: device pages nothing holds or names, the callback events
 //     (page_free, fault), allocation counts above one, the dummy device's
-//     chunks with no page left (and their resources); and which free device
-//     page each allocation took (device pfns are renamed in order of first
-//     use within their region).
+//     chunks with no page left (and their resources); which id and range
+//     each remaining chunk took (they are renumbered after the other
+//     regions, by device and order, and placed consecutively at a fixed
+//     base, the pfns naming them moved along); and which free device page
+//     each allocation took (device pfns are renamed in order of first use
+//     within their region).
 // RunConcurrent compares the model's and the impl's final states after
 // removing these from both (pages pinned or named by a device's entry
 // stay); the named invariants are checked on the impl's state before.

@@ -16,6 +16,7 @@
 namespace hmm::props {
 namespace {
 
+
 using model::PageId;
 
 struct PageUse {
@@ -159,6 +160,83 @@ void ForgetEmptyChunks(model::State* s) {
   }
 }
 
+// Chunks placed canonically: the other regions keep their ids and pfns; the
+// dummy device's chunks, by device and then in the order they were added,
+// get the ids after theirs and consecutive ranges from kChunkPfnBase (far
+// above any region the kernel places). Returns each moved pfn range's shift:
+// old first pfn -> (npages, new first pfn).
+constexpr uint64_t kChunkPfnBase = uint64_t{1} << 40;
+
+std::map<uint64_t, std::pair<uint64_t, uint64_t>> PlaceChunks(model::State* s) {
+  std::vector<std::pair<DeviceId, uint64_t>> chunks;  // (device, old id)
+  uint64_t next_id = 1;
+  for (const auto& [id, devmem] : s->devmems) {
+    if (devmem.dmirror_chunk) chunks.emplace_back(devmem.device, id);
+    if (!devmem.dmirror_chunk) next_id = id + 1;
+  }
+  std::sort(chunks.begin(), chunks.end());
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> moved;
+  std::map<uint64_t, model::Devmem> devmems;
+  std::map<uint64_t, model::Resource> resources;
+  uint64_t first_pfn = kChunkPfnBase;
+  for (const auto& [device, old_id] : chunks) {
+    model::Devmem devmem = std::move(s->devmems.at(old_id));
+    s->devmems.erase(old_id);
+    moved[devmem.first_pfn] = {devmem.npages, first_pfn};
+    for (auto r = s->resources.begin(); r != s->resources.end();) {
+      if (!r->second.device || r->second.devmem != old_id) {
+        ++r;
+        continue;
+      }
+      model::Resource res = r->second;
+      res.devmem = next_id;
+      res.end = first_pfn * kPageSize + (res.end - res.start);
+      res.start = first_pfn * kPageSize;
+      resources[res.start] = res;
+      r = s->resources.erase(r);
+    }
+    std::map<uint64_t, model::DevicePage> pages;
+    for (auto& [pfn, page] : devmem.pages) pages[pfn - devmem.first_pfn + first_pfn] = page;
+    devmem.pages = std::move(pages);
+    devmem.first_pfn = first_pfn;
+    first_pfn += devmem.npages;
+    devmems[next_id++] = std::move(devmem);
+  }
+  s->devmems.insert(devmems.begin(), devmems.end());
+  s->resources.insert(resources.begin(), resources.end());
+  return moved;
+}
+
+// `pfn` after PlaceChunks moved the ranges `moved`.
+uint64_t MovedPfn(const std::map<uint64_t, std::pair<uint64_t, uint64_t>>& moved, uint64_t pfn) {
+  auto it = moved.upper_bound(pfn);
+  if (it == moved.begin()) return pfn;
+  --it;
+  const auto& [npages, to] = it->second;
+  return pfn - it->first < npages ? pfn - it->first + to : pfn;
+}
+
+// Which slot (id, physical range) each of the dummy device's chunks took
+// depends on which device allocated first, a migration that lost its page
+// included: PlaceChunks, and every device pfn a CPU entry or the state's
+// maps name follows its chunk.
+void RelocateChunks(model::State* s) {
+  const auto moved = PlaceChunks(s);
+  for (auto& proc : s->procs) {
+    for (auto& entry : proc.second.ptes) {
+      if (entry.second.device) entry.second.device_pfn = MovedPfn(moved, entry.second.device_pfn);
+    }
+  }
+  std::map<uint64_t, uint64_t> owners;
+  for (const auto& [pfn, mirror] : s->device_page_mirror) owners[MovedPfn(moved, pfn)] = mirror;
+  s->device_page_mirror = std::move(owners);
+  std::map<std::pair<bool, uint64_t>, model::AnonRmap> rmap;
+  for (const auto& [key, r] : s->anon_rmap) {
+    rmap[{key.first, key.first ? MovedPfn(moved, key.second) : key.second}] = r;
+  }
+  s->anon_rmap = std::move(rmap);
+}
+
 // Device pfns renamed in order of first use, each within its region: CPU
 // entries by pid and address, then each region's other pages by pfn.
 std::map<uint64_t, uint64_t> DevicePfnNames(const model::State& s) {
@@ -212,6 +290,7 @@ model::State ForgetRaceResidue(model::State s) {
   DropUnreferencedPages(&s);
   ForgetDevicePageTurnover(&s);
   ForgetEmptyChunks(&s);
+  RelocateChunks(&s);
   RenameDevicePfns(&s);
   return model::Canonicalize(s);
 }

@@ -177,5 +177,39 @@ TEST(Concurrent, SameResultToleratesOnlyTheRetryCount) {
   EXPECT_FALSE(ConcurrentSameResult(snapshot, model, impl));
 }
 
+// A state with one dummy-device chunk per device in `devices` order (ids
+// 1, 2, ... at consecutive 0x10000-page ranges), each chunk's first page
+// held with `fill`, and pid 1's first page mapping device 0's.
+model::State ChunkState(const std::vector<uint64_t>& devices, uint8_t fill) {
+  model::State s;
+  uint64_t pfn = 0x400000000;
+  for (uint64_t i = 0; i < devices.size(); ++i, pfn += 0x10000) {
+    model::Devmem& d = s.devmems[i + 1];
+    d.device = DeviceId(devices[i]);
+    d.first_pfn = pfn;
+    d.npages = 0x10000;
+    d.dmirror_chunk = true;
+    d.pages[pfn].held = true;
+    for (uint16_t b = 0; b < 8; ++b) d.pages[pfn].data.Set(b, fill);
+    s.resources[pfn * kPageSize] = model::Resource{pfn * kPageSize, (pfn + 0x10000) * kPageSize,
+                                                   /*device=*/true, /*boot=*/false, i + 1};
+    if (devices[i] != 0) continue;
+    model::Pte& e = s.procs[Pid(1)].ptes[Vpn(0x10000)];
+    e.device = true;
+    e.device_pfn = pfn;
+  }
+  return s;
+}
+
+TEST(Concurrent, ResidueForgetsWhichSlotEachChunkTook) {
+  // Device 1 added its chunk first on one side, device 0 on the other.
+  const model::State a = ChunkState({0, 1}, 7), b = ChunkState({1, 0}, 7);
+  ASSERT_FALSE(a == b);
+  EXPECT_TRUE(ForgetRaceResidue(a) == ForgetRaceResidue(b));
+  // What the chunks hold still counts.
+  EXPECT_FALSE(ForgetRaceResidue(a) == ForgetRaceResidue(ChunkState({1, 0}, 8)));
+  EXPECT_FALSE(ForgetRaceResidue(a) == ForgetRaceResidue(ChunkState({1, 1}, 7)));
+}
+
 }  // namespace
 }  // namespace hmm::props

@@ -53,9 +53,16 @@ model::Kernel InitialKernel(const std::vector<Op>& setup) {
 
 constexpr uint64_t Bit(size_t i) { return uint64_t{1} << i; }
 
-// Does the model's result explain what the impl returned?
-bool Explains(const LinearizeInput& in, const HistoryOp& e, const OpResult& model) {
-  return in.same_result ? in.same_result(e.op, model, e.result) : model == e.result;
+// Does the model's result for `op` (entry `e`'s or an alternative) explain
+// what the impl returned?
+bool Explains(const LinearizeInput& in, const Op& op, const HistoryOp& e, const OpResult& model) {
+  return in.same_result ? in.same_result(op, model, e.result) : model == e.result;
+}
+
+// The operations entry `i` may stand for: its alternatives, else its op.
+std::vector<Op> OpsOf(const LinearizeInput& in, size_t i) {
+  if (i < in.alternatives.size() && !in.alternatives[i].empty()) return in.alternatives[i];
+  return {in.history[i].op};
 }
 
 // The earliest response among the operations not yet linearized: an
@@ -90,21 +97,38 @@ class Search {
     for (size_t i : by_invoke_) {
       if (h_[i].invoke > min_respond) break;
       if ((done & Bit(i)) != 0) continue;
-      model::Kernel next = k;
-      ++out_->applied;
-      if (!Explains(in_, h_[i], Apply(next, h_[i].op))) continue;
-      order_.push_back(i);
-      if (order_.size() > out_->longest_prefix.size()) out_->longest_prefix = order_;
-      if (Dfs(next, done | Bit(i))) return true;
-      order_.pop_back();
+      if (TryEntry(k, done, i)) return true;
       if (out_->budget_exhausted) return false;
     }
     return false;
   }
 
   const std::string& final_reason() const { return final_reason_; }
+  // The alternatives of LinearizeResult::longest_prefix, parallel to it.
+  const std::vector<size_t>& longest_chosen() const { return longest_chosen_; }
 
  private:
+  // Linearizes entry `i` next, as each operation it may stand for in turn.
+  bool TryEntry(const model::Kernel& k, uint64_t done, size_t i) {
+    const std::vector<Op> ops = OpsOf(in_, i);
+    for (size_t a = 0; a < ops.size(); ++a) {
+      model::Kernel next = k;
+      ++out_->applied;
+      if (!Explains(in_, ops[a], h_[i], Apply(next, ops[a]))) continue;
+      order_.push_back(i);
+      chosen_.push_back(a);
+      if (order_.size() > out_->longest_prefix.size()) {
+        out_->longest_prefix = order_;
+        longest_chosen_ = chosen_;
+      }
+      if (Dfs(next, done | Bit(i))) return true;
+      order_.pop_back();
+      chosen_.pop_back();
+      if (out_->budget_exhausted) return false;
+    }
+    return false;
+  }
+
   bool Accept(const model::Kernel& k) {
     if (in_.final_check) {
       std::string reason = in_.final_check(k);
@@ -114,6 +138,7 @@ class Search {
       }
     }
     out_->order = order_;
+    out_->chosen = chosen_;
     out_->final_state = k.state();
     return true;
   }
@@ -136,6 +161,8 @@ class Search {
   std::vector<size_t> by_invoke_;
   std::map<uint64_t, std::vector<model::State>> memo_;
   std::vector<size_t> order_;
+  std::vector<size_t> chosen_;  // parallel to order_
+  std::vector<size_t> longest_chosen_;
   std::string final_reason_;
 };
 
@@ -146,15 +173,17 @@ std::string IndexList(const std::vector<size_t>& order) {
   return s;
 }
 
-// After the longest prefix: each operation that may come next, with what
-// the model gives beside what the impl returned.
-std::string NextSteps(const LinearizeInput& in, const std::vector<size_t>& prefix) {
+// After the longest prefix (entries as the alternatives `chosen`): each
+// operation that may come next, as each operation it may stand for, with
+// what the model gives beside what the impl returned.
+std::string NextSteps(const LinearizeInput& in, const std::vector<size_t>& prefix,
+                      const std::vector<size_t>& chosen) {
   const std::vector<HistoryOp>& h = in.history;
   model::Kernel k = InitialKernel(in.setup);
   uint64_t done = 0;
-  for (size_t i : prefix) {
-    Apply(k, h[i].op);
-    done |= Bit(i);
+  for (size_t n = 0; n < prefix.size(); ++n) {
+    Apply(k, OpsOf(in, prefix[n])[chosen[n]]);
+    done |= Bit(prefix[n]);
   }
   const uint64_t min_respond = MinPendingResponse(h, done);
   std::ostringstream os;
@@ -162,15 +191,17 @@ std::string NextSteps(const LinearizeInput& in, const std::vector<size_t>& prefi
         "invoked):\n";
   for (size_t i = 0; i < h.size(); ++i) {
     if ((done & Bit(i)) != 0 || h[i].invoke > min_respond) continue;
-    model::Kernel next = k;
-    os << "  #" << i << " " << OpText(h[i].op) << ": impl returned " << ResultText(h[i].result)
-       << ", the model gives " << ResultText(Apply(next, h[i].op)) << "\n";
+    for (const Op& op : OpsOf(in, i)) {
+      model::Kernel next = k;
+      os << "  #" << i << " " << OpText(op) << ": impl returned " << ResultText(h[i].result)
+         << ", the model gives " << ResultText(Apply(next, op)) << "\n";
+    }
   }
   return os.str();
 }
 
-std::string Explain(const LinearizeInput& in, const LinearizeResult& r,
-                    const std::string& final_reason) {
+std::string Explain(const LinearizeInput& in, const LinearizeResult& r, const Search& search) {
+  const std::string& final_reason = search.final_reason();
   const size_t n = in.history.size();
   std::ostringstream os;
   if (r.budget_exhausted) {
@@ -187,7 +218,7 @@ std::string Explain(const LinearizeInput& in, const LinearizeResult& r,
     os << "every complete order found ends in a model state the final check rejects: "
        << final_reason << "\n";
   } else {
-    os << NextSteps(in, r.longest_prefix);
+    os << NextSteps(in, r.longest_prefix, search.longest_chosen());
   }
   return os.str();
 }
@@ -217,7 +248,7 @@ LinearizeResult CheckLinearizable(const LinearizeInput& input, const LinearizeOp
   }
   Search search(input, options, &result);
   result.ok = search.Dfs(InitialKernel(input.setup), 0);
-  if (!result.ok) result.explanation = Explain(input, result, search.final_reason());
+  if (!result.ok) result.explanation = Explain(input, result, search);
   return result;
 }
 

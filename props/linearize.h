@@ -68,6 +68,11 @@ struct LinearizeInput {
   // a concurrent run may legitimately vary (a dummy-device ioctl's retry
   // count `faults`, when an invalidation forced an extra round).
   std::function<bool(const Op& op, const OpResult& model, const OpResult& impl)> same_result;
+  // Optional: per history index, the operations it may stand for (the
+  // search tries each in turn when it linearizes that entry, the result
+  // compared with the entry's); empty or absent: the entry's own op. The
+  // memo stays sound: an entry's choice is made once, when it is applied.
+  std::vector<std::vector<Op>> alternatives;
   // Optional: the model state a complete order must end in; "" accepts,
   // anything else is the reason it does not (shown in the explanation).
   std::function<std::string(const model::Kernel&)> final_check;
@@ -80,8 +85,11 @@ struct LinearizeOptions {
 struct LinearizeResult {
   bool ok = false;
   bool budget_exhausted = false;  // not ok because the search was cut short
-  // ok: a witness, indices into input.history in linearization order.
+  // ok: a witness, indices into input.history in linearization order, and
+  // for each the index of the alternative it stood for (0: its own op or
+  // the first alternative).
   std::vector<size_t> order;
+  std::vector<size_t> chosen;
   // not ok: the longest linearizable prefix found.
   std::vector<size_t> longest_prefix;
   uint64_t configurations = 0;  // expanded

@@ -177,6 +177,34 @@ TEST(Linearize, CallerMayRelaxTheResultComparison) {
   EXPECT_TRUE(CheckLinearizable(in).ok);
 }
 
+TEST(Linearize, EachEntryMayStandForOneOfItsAlternatives) {
+  // Eight writes of 'a' or 'b', each recorded as 'a' with the other byte
+  // as its alternative, then a read that saw "b": the last write before the
+  // read must have been 'b'. Each entry's choice is independent of the
+  // others (256 combinations), and the search tries them as it goes.
+  LinearizeInput in;
+  in.setup = OnePage();
+  const std::string write_a = "write 1 0x10000000 \"a\"";
+  for (uint64_t i = 0; i < 8; ++i) in.history.push_back(At(0, 2 * i + 1, 2 * i + 2, write_a, Ok()));
+  in.history.push_back(At(0, 17, 18, "read 1 0x10000000 1", Bytes({'b'})));
+  EXPECT_FALSE(CheckLinearizable(in).ok);
+  in.alternatives.resize(in.history.size());
+  in.alternatives[3] = {Line(write_a), Line("write 1 0x10000000 \"b\"")};
+  LinearizeResult r = CheckLinearizable(in);
+  EXPECT_FALSE(r.ok) << "a 'b' four writes before the read is overwritten";
+  EXPECT_NE(r.explanation.find("longest linearizable prefix (8 of 9)"), std::string::npos)
+      << r.explanation;
+  EXPECT_NE(r.explanation.find("impl returned ok hex:62, the model gives ok hex:61"),
+            std::string::npos)
+      << r.explanation;
+  in.alternatives[7] = in.alternatives[3];
+  r = CheckLinearizable(in);
+  ASSERT_TRUE(r.ok) << r.explanation;
+  ASSERT_EQ(r.chosen.size(), 9u);
+  EXPECT_EQ(r.chosen[7], 1u);  // the last write stood for 'b'
+  EXPECT_LE(r.configurations, 9u * 2u);
+}
+
 TEST(Linearize, MalformedHistoryIsRefused) {
   LinearizeInput in;
   in.history = {At(0, 3, 3, "process", Ok(1))};
