@@ -255,6 +255,18 @@ Result<bool> Kernel::DmirrorCommit(uint64_t range) {
   return valid;
 }
 
+// Mirrors: 6.1 lib/test_hmm.c dmirror_fault(), behind dmirror_read()'s checks.
+Errno Kernel::DmirrorFaultRange(uint64_t mirror, uint64_t addr, uint64_t npages, bool write) {
+  std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);
+  std::shared_ptr<Mirror> m = FindMirror(*st_, mirror);
+  // Is the mirror registered?
+  if (m == nullptr) return Errno::kNoEnt;
+  Errno err = DmirrorCheck(*m, addr, npages);
+  if (err != Errno::kOk) return err;
+  const uint64_t start = AddrVpn(addr);
+  return DmirrorFault(*st_, *m, start, start + npages, write);
+}
+
 // Mirrors: 6.1 lib/test_hmm.c dmirror_read().
 Result<DmirrorResult> Kernel::DmirrorRead(uint64_t mirror, uint64_t addr, uint64_t npages) {
   std::shared_lock<std::shared_mutex> quiesce(st_->quiesce);

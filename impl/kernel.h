@@ -174,6 +174,8 @@ class Kernel {
   Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
                                      const std::vector<uint8_t>& data);
   Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
+  // READ's fault alone (model/kernel.h): dmirror_fault() of the range.
+  Errno DmirrorFaultRange(uint64_t mirror, uint64_t addr, uint64_t npages, bool write);
 
   // Migration (docs/migrate.md; impl/migrate*.cc, impl/dmirror_migrate.cc).
   // The core MigrateVma(ops, args) with driver callbacks is declared in

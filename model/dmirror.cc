@@ -275,6 +275,14 @@ Errno Kernel::DmirrorFault(uint64_t mirror, Vpn start, Vpn end, bool write) {
   return Errno::kOk;
 }
 
+// Mirrors: lib/test_hmm.c dmirror_fault() (6.1), behind dmirror_read()'s guards.
+Errno Kernel::DmirrorFaultRange(uint64_t mirror, uint64_t addr, uint64_t npages, bool write) {
+  const Errno err = DmirrorGuards(s_, mirror, addr, npages, npages != 0);
+  if (err != Errno::kOk) return err;
+  const Vpn start = AddrToVpn(addr);
+  return DmirrorFault(mirror, start, VpnAdd(start, npages), write);
+}
+
 // Mirrors: lib/test_hmm.c dmirror_read() (6.1).
 Result<DmirrorResult> Kernel::DmirrorRead(uint64_t mirror, uint64_t addr, uint64_t npages) {
   const Errno err = DmirrorGuards(s_, mirror, addr, npages, npages != 0);

@@ -151,6 +151,30 @@ TEST_F(DmirrorTest, WriteBreaksCowLikeTheCpu) {
   EXPECT_EQ(PtAt(a).page, PteAt(pid_, a).page);
 }
 
+TEST_F(DmirrorTest, FaultAloneBreaksCowAndCopiesNothing) {
+  const uint64_t a = Map(2);
+  ASSERT_EQ(k_.CpuWrite(pid_, a, PagesOf(1, 1)), Errno::kOk);
+  const Pid child = k_.Fork(pid_).value;
+  const PageId shared = PteAt(pid_, a).page;
+  // The same guards as READ.
+  EXPECT_EQ(k_.DmirrorFaultRange(99, a, 1, false), Errno::kNoEnt);
+  EXPECT_EQ(k_.DmirrorFaultRange(1, a + 1, 1, false), Errno::kInval);
+  // A read fault: the empty page maps the zero page, the shared one stays.
+  EXPECT_EQ(k_.DmirrorFaultRange(1, a, 2, false), Errno::kOk);
+  EXPECT_TRUE(PteAt(pid_, a + Pages(1)).zero);
+  EXPECT_EQ(PteAt(pid_, a).page, shared);
+  EXPECT_FALSE(PtAt(a).write);
+  // A write fault: the COW break and a page of zeros, the bytes unchanged.
+  EXPECT_EQ(k_.DmirrorFaultRange(1, a, 2, true), Errno::kOk);
+  EXPECT_NE(PteAt(pid_, a).page, shared);
+  EXPECT_EQ(PteAt(child, a).page, shared);
+  EXPECT_TRUE(PtAt(a).write);
+  EXPECT_FALSE(PteAt(pid_, a + Pages(1)).zero);
+  EXPECT_EQ(Read(pid_, a, 1), std::string(1, char(1)));
+  EXPECT_EQ(Read(pid_, a + Pages(1), 1), std::string(1, char(0)));
+  EXPECT_EQ(Dread(a, 2).faults, 0u);  // every page in pt
+}
+
 // --- Device entries ---
 
 TEST_F(DmirrorTest, OwnDeviceEntryIsReadAndWrittenInDeviceMemory) {

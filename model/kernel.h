@@ -331,6 +331,11 @@ class Kernel {
   Result<DmirrorResult> DmirrorWrite(uint64_t mirror, uint64_t addr,
                                      const std::vector<uint8_t>& data);
   Result<DmirrorResult> DmirrorSnapshot(uint64_t mirror, uint64_t addr, uint64_t npages);
+  // The fault a READ (write false) or WRITE takes before it copies, alone:
+  // dmirror_fault() of the range, its pages faulted and stored in the
+  // mirror's pt, nothing copied. The guards are READ's. No ioctl of the 6.1
+  // driver does only this (the race suite's checker uses it; docs/mirror.md).
+  Errno DmirrorFaultRange(uint64_t mirror, uint64_t addr, uint64_t npages, bool write);
 
   // Migration (docs/migrate.md; model/migrate.cc, model/dmirror_migrate.cc).
   Errno MigrateVma(const MigrateVmaOps& ops, MigrateVma* args);

@@ -90,6 +90,8 @@ OpResult ApplyMirror(Kernel& k, const Op& op) {
     case OpKind::kDread: return FromDmirror(k.DmirrorRead(op.mirror, op.addr, op.len));
     case OpKind::kDwrite: return FromDmirror(k.DmirrorWrite(op.mirror, op.addr, op.data));
     case OpKind::kSnapshot: return FromDmirror(k.DmirrorSnapshot(op.mirror, op.addr, op.len));
+    case OpKind::kDfault:
+      return FromErrno(k.DmirrorFaultRange(op.mirror, op.addr, op.len, (op.prot & kProtWrite) != 0));
     default: return ApplyMigrate(k, op);
   }
 }

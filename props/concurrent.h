@@ -117,9 +117,8 @@ bool ConcurrentSameResult(const Op& op, const OpResult& model, const OpResult& i
 // props/linearize.h's CheckLinearizable of a run's history after `setup`,
 // with ConcurrentSameResult and `final_check`, where
 //   - dread and dwrite are the steps they take in the kernel, all within
-//     their [invoke, respond]: they fault their range in (a dwrite's
-//     fault-in is tried as a read fault and as a write fault with its
-//     copy), then copy, page by page when they succeeded;
+//     their [invoke, respond]: they fault their range in (a dfault, read
+//     or write), then copy, page by page when they succeeded;
 //   - a migration that may have skipped pages (migrate_to_dev's kNoEnt, or
 //     its ok while a device access of its mirror overlapped it;
 //     migrate_to_sys moving fewer pages than it covers) stands for its

@@ -30,6 +30,7 @@ std::pair<uint64_t, uint64_t> Pages(const Op& op) {
     case OpKind::kWrite:
     case OpKind::kDwrite: bytes = op.data.size(); break;
     case OpKind::kDread:
+    case OpKind::kDfault:
     case OpKind::kSnapshot:
     case OpKind::kMigrateToDev:
     case OpKind::kMigrateToSys: bytes = op.len * kPageSize; break;
@@ -41,7 +42,7 @@ std::pair<uint64_t, uint64_t> Pages(const Op& op) {
 
 bool IsDeviceOp(OpKind k) {
   return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
-         k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
+         k == OpKind::kDfault || k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
 }
 
 bool IsMigration(OpKind k) { return k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys; }

@@ -12,11 +12,10 @@
 // in between, see the fault's effects, or write a page between two. So each
 // stands in the history for its steps, all inside its [invoke, respond]
 // (any may come first: the checker knows no order inside one interval):
-//   - its fault-in, whose result says nothing: for a READ a dread of the
-//     range; for a WRITE (the model has no device fault without a copy)
-//     either a dread (a read fault: the pages it brings in hold the same
-//     bytes) or the WRITE itself (a write fault, which breaks COW, and part
-//     of the copy before an invalidation sent it back), both tried;
+//   - its fault-in, whose result says nothing: a dfault of the range (the
+//     dummy device's fault alone, nothing copied), a read fault for a READ,
+//     a write fault (which breaks COW, or allocates a page of zeros) for a
+//     WRITE;
 //   - its copy, the operation itself; per page when it succeeded, each
 //     page's result its share (cpages=1, its bytes). A READ that failed
 //     stays whole (what it read is not returned); a WRITE that failed is,
@@ -54,21 +53,24 @@ namespace {
 enum Mark : int {
   kMigrationPart = -1,     // a migration, or part of its range: its effect
   kMayMeetMigration = -2,  // a snapshot that overlapped an op that may move pages
-  kFaultIn = -3,           // a device ioctl's fault-in: its effect only
+  kFaultIn = -3,           // a device ioctl's fault-in (a dfault): its effect only
   kNothing = -4,           // a step that did not happen (an empty dwrite: kInval, no effect)
   kPageCopy = -5,          // a failed dwrite's page copied before the failure
   kFailingTail = -6,       // a failed dwrite from the page it failed at: its errno
 };
 
-// A dread of `op`'s range, marked `mark`.
-Op DreadOf(const Op& op, Mark mark) {
-  Op dread;
-  dread.kind = OpKind::kDread;
-  dread.mirror = op.mirror;
-  dread.addr = op.addr;
-  dread.len = op.kind == OpKind::kDwrite ? op.data.size() / kPageSize : op.len;
-  dread.line = mark;
-  return dread;
+// The fault a dread or dwrite `op` takes before its copy, alone: a dfault
+// of its range (a write fault for a dwrite), marked kFaultIn.
+Op FaultInOf(const Op& op) {
+  Op fault;
+  fault.kind = OpKind::kDfault;
+  fault.mirror = op.mirror;
+  fault.addr = op.addr;
+  const bool write = op.kind == OpKind::kDwrite;
+  fault.len = write ? op.data.size() / kPageSize : op.len;
+  fault.prot = write ? kProtRead | kProtWrite : kProtRead;
+  fault.line = kFaultIn;
+  return fault;
 }
 
 // One step of `e`, `op`, at times doubled: [2i, 2r-1] for a fault-in,
@@ -120,15 +122,12 @@ void AddFailedWrite(const HistoryOp& e, uint64_t npages, std::vector<HistoryOp>*
   out->push_back(StepOf(e, WriteFrom(e.op, 0, kFailingTail), /*copy=*/true));
 }
 
-// A dread or dwrite as its steps: its fault-in (a dread's is a dread; a
-// dwrite's, one of FaultIns), then its copy, per page when it succeeded
-// (the copy goes page by page, and another thread may write a page
-// between two).
+// A dread or dwrite as its steps: its fault-in (FaultInOf), then its copy,
+// per page when it succeeded (the copy goes page by page, and another
+// thread may write a page between two).
 void AddDeviceAccess(const HistoryOp& e, std::vector<HistoryOp>* out) {
   const bool read = e.op.kind == OpKind::kDread;
-  Op fault_in = read ? DreadOf(e.op, kFaultIn) : e.op;
-  fault_in.line = kFaultIn;
-  out->push_back(StepOf(e, fault_in, /*copy=*/false));
+  out->push_back(StepOf(e, FaultInOf(e.op), /*copy=*/false));
   const uint64_t npages = read ? e.op.len : e.op.data.size() / kPageSize;
   const bool ok = e.result.err == Errno::kOk && e.result.cpages == npages &&
                   (!read || e.result.data.size() == npages * kPageSize);
@@ -140,17 +139,6 @@ void AddDeviceAccess(const HistoryOp& e, std::vector<HistoryOp>* out) {
     const HistoryOp page = PageOf(e, i);
     out->push_back(StepOf(page, page.op, /*copy=*/true));
   }
-}
-
-// What a dwrite's fault-in may be in the model, which has no device fault
-// without a copy: a read fault (a dread: the pages it brings in hold the same
-// bytes), or a write fault with its copy (the dwrite itself: a write fault
-// breaks COW, and may have been followed by part of the copy before an
-// invalidation sent it back).
-std::vector<Op> FaultIns(const Op& dwrite) {
-  Op early = dwrite;
-  early.line = kFaultIn;
-  return {DreadOf(dwrite, kFaultIn), early};
 }
 
 // A step that did not happen: an empty dwrite, refused with no effect.
@@ -305,7 +293,6 @@ std::vector<Choice> Choices(const std::vector<HistoryOp>& steps) {
   for (size_t i = 0; i < steps.size(); ++i) {
     const Op& op = steps[i].op;
     if (MaySkipPages(steps[i], steps)) choices.emplace_back(i, Parts(op));
-    if (op.line == kFaultIn && op.kind == OpKind::kDwrite) choices.emplace_back(i, FaultIns(op));
     if (op.line == kPageCopy) choices.emplace_back(i, std::vector<Op>{op, Nothing(op)});
     if (op.line == kFailingTail) choices.emplace_back(i, FailingTails(op));
   }

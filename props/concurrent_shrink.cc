@@ -12,7 +12,7 @@ namespace {
 
 bool IsDeviceKind(OpKind k) {
   return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
-         k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
+         k == OpKind::kDfault || k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
 }
 
 // `op` over one page where it covers two; false when it does not.

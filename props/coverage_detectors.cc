@@ -155,6 +155,8 @@ uint64_t MirrorHits(const Op& op, const OpResult& r, const model::State& s) {
   const bool ok = r.err == Errno::kOk;
   const bool refused = r.err == Errno::kFault || r.err == Errno::kPerm;
   switch (op.kind) {
+    case OpKind::kDfault:
+      return refused ? Bit(kDeviceFaultRefused) : 0;
     case OpKind::kDread:
     case OpKind::kDwrite:
       if (refused) return Bit(kDeviceFaultRefused);

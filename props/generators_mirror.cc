@@ -75,12 +75,12 @@ void FillMirrorOp(Op* op) {
       op->addr = *GenDeviceAddr();
       op->data = *GenPages();
       return;
-    default:  // get_pfns, hmm_fault, dread, snapshot, migrate_to_dev, migrate_to_sys
+    default:  // get_pfns, hmm_fault, dfault, dread, snapshot, migrate_to_dev, migrate_to_sys
       op->mirror = *GenMirrorId();
       op->addr = *GenDeviceAddr();
       op->len = *GenNpages();
       op->prot = *weightedElement<uint32_t>({{1, kProtRead}, {1, kProtRead | kProtWrite}});
-      if (op->kind != OpKind::kHmmFault) op->prot = 0;
+      if (op->kind != OpKind::kHmmFault && op->kind != OpKind::kDfault) op->prot = 0;
       return;
   }
 }
@@ -102,7 +102,7 @@ rc::Gen<Op> GenMirrorOp() {
   return GenMirrorOpOf(weightedElement<OpKind>({
       {2, OpKind::kMirror}, {1, OpKind::kUnmirror}, {5, OpKind::kGetPfns},
       {4, OpKind::kHmmFault}, {2, OpKind::kRangeDone}, {6, OpKind::kCommit},
-      {8, OpKind::kDread}, {6, OpKind::kDwrite}, {4, OpKind::kSnapshot},
+      {8, OpKind::kDread}, {6, OpKind::kDwrite}, {4, OpKind::kSnapshot}, {2, OpKind::kDfault},
   }));
 }
 

@@ -277,10 +277,11 @@ bool IsMigrationStep(const Op& op, const model::State& before) {
     case OpKind::kPin:
       return OpRange(op, &first, &end) && ReachesDeviceEntry(before, op.pid, first, end, nullptr);
     case OpKind::kHmmFault:
+    case OpKind::kDfault:
     case OpKind::kDread:
     case OpKind::kDwrite: {
       // hmm_fault moves back any device page; the dummy device's own fault
-      // (dread, dwrite) only another device's.
+      // (dfault, dread, dwrite) only another device's.
       const model::Mirror* m = FindMirror(before, op.mirror);
       const DeviceId* other_than = op.kind == OpKind::kHmmFault || m == nullptr ? nullptr : &m->device;
       return m != nullptr && OpRange(op, &first, &end) &&
@@ -294,7 +295,8 @@ StepOwnPages OwnPagesOf(const Op& op, const model::State& before) {
   StepOwnPages own;
   const bool write_fault = op.kind == OpKind::kWrite || op.kind == OpKind::kDwrite ||
                            op.kind == OpKind::kPin ||
-                           (op.kind == OpKind::kHmmFault && (op.prot & kProtWrite) != 0);
+                           ((op.kind == OpKind::kHmmFault || op.kind == OpKind::kDfault) &&
+                            (op.prot & kProtWrite) != 0);
   if (!write_fault || !OpRange(op, &own.first, &own.end)) return StepOwnPages{};
   own.pid = OpPid(op, before);
   own.write_fault = true;

@@ -75,6 +75,7 @@ bool OpRange(const Op& op, uint64_t* first, uint64_t* end) {
     case OpKind::kDwrite: return ByteSpan(op.addr, op.data.size(), first, end);
     case OpKind::kPin:
     case OpKind::kHmmFault:
+    case OpKind::kDfault:
     case OpKind::kDread:
     case OpKind::kSnapshot:
     case OpKind::kMigrateToDev:

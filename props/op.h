@@ -61,6 +61,7 @@ enum class OpKind : uint8_t {
   kDread,          // dread MIRROR ADDR NPAGES           -> ok cpages=N faults=N DATA
   kDwrite,         // dwrite MIRROR ADDR DATA            -> ok cpages=N faults=N
   kSnapshot,       // snapshot MIRROR ADDR NPAGES        -> ok cpages=N DATA (a byte per page)
+  kDfault,         // dfault MIRROR ADDR NPAGES r|w      -> ok (a dread/dwrite's fault alone)
   // Migration (docs/migrate.md): the dummy device's MIGRATE_TO_DEV, MIGRATE_TO_SYS,
   // RELEASE and FLAGS. Field use: mirror; migrate_*: addr, len (npages); dflags: flags.
   kMigrateToDev,   // migrate_to_dev MIRROR ADDR NPAGES  -> ok cpages=N DATA

@@ -49,6 +49,8 @@ TEST(TraceMirror, EachLineFillsItsFields) {
       {"hmm_fault 1 0 1 rw", OpKind::kHmmFault, 0, 0, 1, 0, 0, 1, kProtRead | kProtWrite},
       {"hmm_fault 1 0 1 PROT_WRITE", OpKind::kHmmFault, 0, 0, 1, 0, 0, 1, kProtWrite},
       {"hmm_fault 1 0 1 none", OpKind::kHmmFault, 0, 0, 1, 0, 0, 1, kProtNone},
+      {"dfault 2 0x10000000 3 r", OpKind::kDfault, 0, 0, 2, 0, a, 3, kProtRead},
+      {"dfault 2 0x10000000 3 w", OpKind::kDfault, 0, 0, 2, 0, a, 3, kProtWrite},
   };
   for (const FieldCase& c : cases) {
     Op want;

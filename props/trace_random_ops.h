@@ -115,6 +115,7 @@ class RandomOps {
       case OpKind::kMigrateToSys: Range(op); break;
       case OpKind::kDflags: op->flags = Bits(); break;
       case OpKind::kHmmFault:
+      case OpKind::kDfault:
         Range(op);
         op->prot = Bits();
         break;

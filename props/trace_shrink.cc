@@ -120,7 +120,8 @@ class Shrinker {
     }
   }
   static bool UsesMirrorAddr(OpKind k) {
-    return k == OpKind::kGetPfns || k == OpKind::kHmmFault || k == OpKind::kDread ||
+    return k == OpKind::kGetPfns || k == OpKind::kHmmFault || k == OpKind::kDfault ||
+           k == OpKind::kDread ||
            k == OpKind::kDwrite || k == OpKind::kSnapshot || k == OpKind::kMigrateToDev ||
            k == OpKind::kMigrateToSys;
   }
@@ -273,6 +274,7 @@ class Shrinker {
         }
         return;
       case OpKind::kRead: case OpKind::kPin: case OpKind::kGetPfns: case OpKind::kHmmFault:
+      case OpKind::kDfault:
       case OpKind::kDread: case OpKind::kSnapshot: case OpKind::kMigrateToDev:
       case OpKind::kMigrateToSys:
         if (op.len > 1) {

@@ -80,6 +80,8 @@ const std::vector<OpSpec>& Specs() {
        {Arg::kMirror, Arg::kAddr, Arg::kData}},
       {OpKind::kSnapshot, "snapshot", "MIRROR ADDR NPAGES", Returns::kSnapshot, 0, false,
        {Arg::kMirror, Arg::kAddr, Arg::kNpages}},
+      {OpKind::kDfault, "dfault", "MIRROR ADDR NPAGES PROT", Returns::kNothing, 0, false,
+       {Arg::kMirror, Arg::kAddr, Arg::kNpages, Arg::kProt}},
       // Migration (docs/migrate.md): the dummy device's migration ioctls.
       {OpKind::kMigrateToDev, "migrate_to_dev", "MIRROR ADDR NPAGES", Returns::kMigrateToDev, 0,
        false, {Arg::kMirror, Arg::kAddr, Arg::kNpages}},
