@@ -2,7 +2,8 @@
 //
 // `hmmref report`: flags, gathering the results (suites, lemmas, traces) and
 // writing DIR/index.html and DIR/report.md. The sections: report_sections.cc
-// and report_tables.cc; the drawings: report_diagrams.cc.
+// and report_tables.cc; the drawings: report_diagrams.cc; the race suite's
+// counterexample: report_race.cc.
 
 #include "cli/report.h"
 
@@ -58,6 +59,7 @@ props::SuiteResult RunOne(const std::string& name, const Options& o, ProgressLin
   options.runs = o.runs;
   options.seed = o.seed;
   options.max_steps = o.max_steps;
+  options.profile = o.profile;
   options.progress = [&](const props::SuiteProgress& p) {
     progress.Update("report: suite " + name + ": " + std::to_string(p.sequences) + "/" +
                     std::to_string(o.runs) + " sequences, " + std::to_string(p.steps) + " steps");
@@ -125,6 +127,7 @@ Results Collect(const Options& o, std::vector<TraceRun> traces, Io& io) {
       r.traces.push_back(FreshCounterexample(s, o.seed));
     }
   }
+  r.races = ReplayRaces(r.suites);
   const auto& lemmas = solver::AllLemmas();
   for (size_t i = 0; i < lemmas.size(); ++i) {
     progress.Update("report: proving " + lemmas[i].name + " (" + std::to_string(i + 1) + "/" +

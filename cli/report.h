@@ -11,9 +11,11 @@
 //   4. the suite table and each suite's coverage classes;
 //   5. the page life cycle and the CPU-fault path (Graphviz when `dot` is on
 //      PATH, else the DOT source);
-//   6. each counterexample, regression, --trace file and scenario as a
+//   6. when the race suite fails, its counterexample: the case and its
+//      interleaving in one lane per actor (cli/report_race.h);
+//   7. each counterexample, regression, --trace file and scenario as a
 //      sequence diagram in lanes CPU, mm and device;
-//   7. with --oracle FILE, the agreement with Linux 6.1 (cli/report_oracle.h).
+//   8. with --oracle FILE, the agreement with Linux 6.1 (cli/report_oracle.h).
 // docs/report.md describes the page.
 
 #ifndef HMMREF_CLI_REPORT_H_
@@ -28,6 +30,7 @@
 #include "cli/report_diagrams.h"
 #include "cli/report_doc.h"
 #include "cli/report_oracle.h"
+#include "cli/report_race.h"
 #include "props/op.h"
 #include "props/runner.h"
 #include "props/suite.h"
@@ -40,6 +43,7 @@ struct Options {
   uint64_t runs = 200;  // sequences per suite: small, so a report is quick
   uint64_t seed = 1;
   uint64_t max_steps = props::SuiteOptions().max_steps;
+  std::string profile;  // --profile: "", "default" or "v18" (props::SuiteOptions::profile)
   bool quiet = false;
   std::vector<std::string> traces;  // --trace FILE, in order
   std::string oracle_log;  // --oracle FILE: a saved `hmmref oracle run` output, or ""
@@ -69,6 +73,7 @@ struct Results {
   std::vector<props::SuiteResult> suites;
   std::vector<solver::LemmaResult> lemmas;
   std::vector<TraceRun> traces;
+  std::vector<RaceRun> races;  // failing race suites' cases, run again
   OracleAgreement oracle;  // empty source: no --oracle
 };
 
@@ -82,18 +87,26 @@ bool LoadTraces(const Options& options, std::vector<TraceRun>* traces, std::stri
 // *error "FILE: message", when it cannot be read or is no oracle output.
 bool LoadOracle(const Options& options, OracleAgreement* out, std::string* error);
 
-// Runs the suites and the lemmas and replays `traces` (and each failing
-// suite's counterexample), with a progress line on io.err when it is a
+// Runs the suites (with options.profile) and the lemmas, replays `traces`
+// and each failing suite's counterexample (a trace; the race suite's case
+// runs again: ReplayRaces), with a progress line on io.err when it is a
 // terminal and not options.quiet.
 Results Collect(const Options& options, std::vector<TraceRun> traces, Io& io);
 
 // "ok (2 suites passed, 16 lemmas proved)" or "FAILED (suite cpu, lemma X)".
 std::string Verdict(const Results& results);
 
+// The `hmmref check` command line that repeats this report's search: "hmmref
+// check --seed 1 --runs 200 --max-steps 60", with "--suite S" when `suite`
+// is not empty and "--profile P" when options.profile is not.
+std::string CheckCommand(const Options& options, const std::string& suite);
+
 // The sections with tables of their own (report_tables.cc).
 Section LemmaSection(const Results& results);
 Section SuiteSection(const Results& results);
 Section TraceSection(const Results& results);
+// "Race counterexample" (report_race.cc): RaceBlocks of each results.races.
+Section RaceSection(const Options& options, const Results& results);
 
 Document BuildDocument(const Options& options, const Results& results);
 

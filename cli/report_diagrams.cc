@@ -210,6 +210,7 @@ std::string LaneOf(props::OpKind kind) {
     case OpKind::kDread:
     case OpKind::kDwrite:
     case OpKind::kSnapshot:
+    case OpKind::kDfault:
     case OpKind::kMigrateToDev:
     case OpKind::kMigrateToSys:
     case OpKind::kRelease:

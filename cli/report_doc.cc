@@ -83,7 +83,10 @@ std::string MarkdownCell(const Cell& cell) {
   return flagged && !text.empty() ? "**" + text + "**" : text;
 }
 
-void RenderMarkdownTable(const DocTable& table, std::ostream& out) {
+}  // namespace
+
+std::string MarkdownTable(const DocTable& table) {
+  std::ostringstream out;
   out << "|";
   for (const std::string& h : table.head) out << " " << h << " |";
   out << "\n|";
@@ -94,14 +97,16 @@ void RenderMarkdownTable(const DocTable& table, std::ostream& out) {
     for (const Cell& cell : row) out << " " << MarkdownCell(cell) << " |";
     out << "\n";
   }
-  out << "\n";
+  return out.str();
 }
+
+namespace {
 
 void RenderMarkdownBlock(const Block& b, std::ostream& out) {
   switch (b.kind) {
     case Block::Kind::kHeading: out << "### " << b.text << "\n\n"; break;
     case Block::Kind::kParagraph: out << b.text << "\n\n"; break;
-    case Block::Kind::kTable: RenderMarkdownTable(b.table, out); break;
+    case Block::Kind::kTable: out << MarkdownTable(b.table) << "\n"; break;
     case Block::Kind::kPre: out << "```\n" << b.text << (b.text.empty() || b.text.back() != '\n' ? "\n" : "") << "```\n\n"; break;
     case Block::Kind::kSvg: out << b.alt << "\n\n"; break;
     case Block::Kind::kDetailsBegin: out << "#### " << b.text << "\n\n"; break;

@@ -71,6 +71,10 @@ Block DetailsEnd();
 // "&lt;" for '<' and so on; safe inside text and attribute values.
 std::string HtmlEscape(const std::string& text);
 
+// A pipe table: the head, a rule, one line per row ('|' escaped, a newline
+// as <br>, a "bad", "warn" or "fail" cell in bold); ends with a newline.
+std::string MarkdownTable(const DocTable& table);
+
 // The whole page: starts "<!DOCTYPE html>", a table of contents, then each
 // section as <section id=ID><h2>TITLE</h2>...
 std::string RenderHtml(const Document& doc);

@@ -1,7 +1,8 @@
 // File: cli/report_sections.cc
 //
 // The report's sections, built from Results: header, invariant traceability
-// matrix, lemmas, suites with coverage, diagrams, traces.
+// matrix, lemmas, suites with coverage, diagrams, the race counterexample
+// (when there is one), traces.
 
 #include <map>
 #include <string>
@@ -46,6 +47,7 @@ Section Header(const Options& o, const Results& r) {
   t.rows.push_back({{"seed"}, {std::to_string(o.seed)}});
   t.rows.push_back({{"runs"}, {std::to_string(o.runs) + " sequences per suite, up to " +
                                std::to_string(o.max_steps) + " steps each"}});
+  t.rows.push_back({{"profile"}, {o.profile.empty() ? "each suite's own mix" : o.profile}});
   bool ok = Verdict(r).rfind("ok", 0) == 0;
   t.rows.push_back({{"verdict"}, ResultCell(ok, Verdict(r), Verdict(r))});
   t.rows.push_back({{"traces replayed"},
@@ -55,9 +57,8 @@ Section Header(const Options& o, const Results& r) {
   s.blocks.push_back(TableBlock(std::move(t)));
   s.blocks.push_back(Paragraph(
       "The verdict covers the property suites and the lemmas, as hmmref check does; a stored "
-      "counterexample that still fails is shown under Traces without changing it. Reproduce: "
-      "hmmref check --seed " + std::to_string(o.seed) + " --runs " + std::to_string(o.runs) +
-      " --max-steps " + std::to_string(o.max_steps) + "."));
+      "counterexample that still fails is shown under Traces without changing it. Reproduce: " +
+      CheckCommand(o, "") + "."));
   return s;
 }
 
@@ -65,10 +66,8 @@ Section Header(const Options& o, const Results& r) {
 // an invariant name, ...), so the matrix can name the invariant it broke.
 std::map<std::string, std::string> FailedChecks(const Results& r) {
   std::map<std::string, std::string> checks;  // suite -> check
-  for (const TraceRun& t : r.traces) {
-    if (t.group == "counterexample" && t.name.rfind("suite ", 0) == 0 && !t.replay.ok) {
-      checks[t.name.substr(6, t.name.find(',') - 6)] = t.replay.check;
-    }
+  for (const props::SuiteResult& s : r.suites) {
+    if (!s.passed && !s.failed_check.empty()) checks[s.name] = s.failed_check;
   }
   return checks;
 }
@@ -145,6 +144,12 @@ Block LemmaOnlyInvariants(const Results& r) {
 
 }  // namespace
 
+std::string CheckCommand(const Options& o, const std::string& suite) {
+  return "hmmref check" + (suite.empty() ? "" : " --suite " + suite) + " --seed " +
+         std::to_string(o.seed) + " --runs " + std::to_string(o.runs) + " --max-steps " +
+         std::to_string(o.max_steps) + (o.profile.empty() ? "" : " --profile " + o.profile);
+}
+
 std::string Verdict(const Results& r) {
   std::vector<std::string> failed;
   for (const props::SuiteResult& s : r.suites) {
@@ -174,6 +179,7 @@ Document BuildDocument(const Options& o, const Results& r) {
   Section diagrams{"diagrams", "Diagrams"};
   diagrams.blocks = DiagramBlocks(o.dot);
   doc.sections.push_back(std::move(diagrams));
+  if (!r.races.empty()) doc.sections.push_back(RaceSection(o, r));
   doc.sections.push_back(TraceSection(r));
   doc.sections.push_back(OracleSection(r.oracle));
   return doc;

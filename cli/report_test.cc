@@ -3,7 +3,8 @@
 // `hmmref report` writes both files with every section, every invariant,
 // lemma and suite name, in well-formed HTML; falls back to DOT source when
 // dot is missing; draws traces in lanes with the failing step highlighted;
-// and answers an unwritable folder or a bad --trace file with exit 2.
+// and answers an unwritable folder or a bad --trace file with exit 2. The
+// race counterexample: report_race_test.cc.
 
 #include "cli/report.h"
 
@@ -125,6 +126,11 @@ TEST_F(ReportTest, HtmlIsWellFormedAndSelfContained) {
   EXPECT_EQ(html_.find("<script"), std::string::npos);
   EXPECT_EQ(html_.find("http://"), std::string::npos);
   EXPECT_EQ(html_.find("https://"), std::string::npos);
+}
+
+TEST_F(ReportTest, SummaryNamesTheProfile) {
+  EXPECT_NE(html_.find("<td>profile</td><td>each suite&#39;s own mix</td>"), std::string::npos);
+  EXPECT_NE(md_.find("| profile | each suite's own mix |"), std::string::npos);
 }
 
 TEST_F(ReportTest, DotMissingShowsTheSource) {
