@@ -19,7 +19,7 @@
 
 namespace hmm::oracle {
 
-// Whether a line of this kind reaches the kernel (oracle/host.cc lowers it):
+// Whether a line of this kind reaches the kernel (oracle/lower.cc lowers it):
 // the CPU operations a process can do, and the dummy device's file and ioctls.
 bool KernelExposed(props::OpKind kind);
 

@@ -113,6 +113,11 @@ void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
 // "fill:0x5a*8192", "hex:6869" or a truncated run list, for display.
 std::string ShortData(const std::vector<uint8_t>& data);
 
+// Bytes in the guest runner's run notation ("5a*24576" for 8 or more equal
+// bytes, hex otherwise, joined by ','), and back (oracle/host.cc).
+std::string Runs(const std::vector<uint8_t>& d);
+std::vector<uint8_t> FromRuns(const std::string& s);
+
 }  // namespace hmm::oracle
 
 #endif  // HMMREF_ORACLE_HOST_H_
