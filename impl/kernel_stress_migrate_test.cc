@@ -18,8 +18,9 @@
 // what it wrote last. Bounded: a fixed number of rounds and operations; a
 // deadlock hangs the test into its timeout. After every round (all threads
 // joined: a quiescent point) the representation invariant holds (no
-// migration entry left, no page locked, every count balanced) and every
-// mirror maps only what the CPU maps.
+// migration entry left, no page locked, every count balanced), every
+// mirror maps only what the CPU maps, and in the default profile no device
+// access used an entry the CPU had already changed (stress::HazardLog).
 
 #include <gtest/gtest.h>
 
@@ -54,18 +55,12 @@ constexpr uint64_t kAreaPages = 24;  // CPU threads change it under the devices
 constexpr uint64_t kOwnPages = 3;    // per thread; only its owner writes them
 
 struct MigrateWorld {
-  explicit MigrateWorld(Profile profile) : k(MakeConfig(profile)) {}
-  static Config MakeConfig(Profile profile) {
-    Config c;
-    c.ram_pages = 4096;
-    c.section_bytes = kPage;
-    c.profile = profile;
-    return c;
-  }
+  explicit MigrateWorld(Profile profile) : k(stress::StressConfig(profile)), hazards(k) {}
   // Own pages of thread t (CPU threads 0, 1; device threads 2, 3).
   uint64_t Own(int t) const { return own + t * kOwnPages * kPage; }
 
   Kernel k;
+  stress::HazardLog hazards;  // after k: watches it
   Pid pid;
   uint64_t area = 0, own = 0;
   uint64_t mirrors[2] = {};
@@ -256,9 +251,11 @@ TEST_P(MigrateStressTest, DevicesMigrateUnderCpuOperations) {
     std::vector<std::string> rep = w.k.RepInvariant();
     ASSERT_TRUE(rep.empty()) << "round " << round << "\n" << Join(rep);
     ExpectMirrorsSubsetOfCpu(w.k, w.pid);
+    w.hazards.Expect(GetParam(), round);
     for (int t = 0; t < 4; ++t) ExpectOwn(w.k, w.pid, w, t, "quiescent point");
   }
-  std::cout << "pages moved to device " << w.moved_to_dev << ", back " << w.moved_to_sys << "\n";
+  std::cout << "pages moved to device " << w.moved_to_dev << ", back " << w.moved_to_sys
+            << ", device accesses through a changed entry " << w.hazards.total() << "\n";
   EXPECT_GT(w.moved_to_dev, 0u);
   EXPECT_GT(w.moved_to_sys, 0u);
   ASSERT_EQ(w.k.Exit(w.pid), Errno::kOk);
