@@ -206,72 +206,115 @@ bool KnownCrash(const std::map<int, KnownLine>* known, int line) {
 
 }  // namespace
 
+namespace {
+
+// One line's place in the printout: its number right-aligned, and the line.
+struct LineText {
+  std::string at;    // "   12: "
+  std::string text;  // the .hmm line, without its expected result
+};
+
+LineText TextOf(const LoweredLine& l) {
+  Op shown = l.op;
+  shown.expect.reset();
+  std::string at = std::to_string(l.op.line) + ": ";
+  return {std::string(at.size() < 7 ? 7 - at.size() : 0, ' ') + at, props::FormatOp(shown)};
+}
+
+// A line not sent to the kernel: printed and counted. Returns whether it was
+// one; *tainted_at becomes the first unsupported line that changed state.
+bool PrintSkipped(const LoweredLine& l, const LineText& t, int* tainted_at, std::ostream& out,
+                  CompareTally* tally) {
+  if (l.fate == LineFate::kUnsupported) {
+    if (l.changes_state && *tainted_at == 0) *tainted_at = l.op.line;
+    ++tally->unsupported;
+    out << t.at << "unsupported  " << t.text << "  (" << l.reason << ")\n";
+    return true;
+  }
+  if (l.fate != LineFate::kNotRun) return false;
+  ++tally->not_run;
+  out << t.at << "not run      " << t.text << "  (" << l.reason << ")\n";
+  return true;
+}
+
+// A line sent but with no result: the guest stopped where the profile
+// predicts an oops, or where a known divergence says it crashes (both end
+// the trace: returns true), else the result is missing.
+bool PrintMissing(const LoweredLine& l, const KernelTrace& kernel, const LineText& t,
+                  std::map<int, KnownLine>* known, std::ostream& out, CompareTally* tally) {
+  if (!kernel.finished && l.expect_oops) {
+    ++tally->predicted_oops;
+    out << t.at << "same         " << t.text
+        << "  -> oops (the guest stopped here, as the linux-6.1 profile predicts: D12)\n";
+    return true;
+  }
+  if (!kernel.finished && KnownCrash(known, l.op.line)) {
+    KnownLine& k = known->at(l.op.line);
+    k.compared = k.matched = true;
+    ++tally->known;
+    ++tally->known_crashes;
+    out << t.at << "known " << k.id << "     " << t.text
+        << "  (the kernel crashed here; the rest of the trace is not run)\n";
+    return true;
+  }
+  ++tally->missing;
+  tally->unexplained.push_back(l.op.line);
+  out << t.at << "NO RESULT    " << t.text << "  (model: " << ShowModel(l.op, l.model) << ")\n";
+  return false;
+}
+
+// What differs between the kernel's result and the model's at a line the
+// kernel ran ("" when nothing), the predicted oops and WARNING included.
+std::string LineDiff(const LoweredLine& l, const KernelResult& k, const KernelTrace& kernel) {
+  std::string diff = Differ(l.op, l.model, k);
+  if (diff.empty() && l.expect_oops) diff = "the linux-6.1 profile predicts an oops here";
+  if (diff.empty() && l.expect_warning && !LogsDriverWarning(kernel, l.op.line)) {
+    diff = "the linux-6.1 profile predicts the driver's WARNING here; the kernel logged none";
+  }
+  return diff;
+}
+
+// The kernel's log lines during this line. The driver's WARNING is expected
+// where the profile predicts it, or on a line a known divergence explains
+// (D13 under --profile trace).
+void PrintKernelLog(const LoweredLine& l, const KernelTrace& kernel,
+                    const std::map<int, KnownLine>* known, std::ostream& out,
+                    CompareTally* tally) {
+  auto log = kernel.kernel_log.find(l.op.line);
+  if (log == kernel.kernel_log.end()) return;
+  const bool known_line = known != nullptr && known->count(l.op.line) != 0 &&
+                          known->at(l.op.line).matched;
+  for (const std::string& msg : log->second) {
+    const bool expected = (l.expect_warning || known_line) && DriverWarning(msg);
+    ++(expected ? tally->expected_warnings : tally->warnings);
+    out << "      kernel log" << (expected ? " (expected: D13)" : "") << ": " << msg << "\n";
+  }
+}
+
+}  // namespace
+
 void CompareTrace(const LoweredTrace& trace, const KernelTrace& kernel,
                   std::map<int, KnownLine>* known, std::ostream& out, CompareTally* tally) {
   int tainted_at = 0;  // the first state-changing unsupported line
   for (const LoweredLine& l : trace.lines) {
-    Op shown = l.op;
-    shown.expect.reset();
-    const std::string text = props::FormatOp(shown);
-    std::string at = std::to_string(l.op.line) + ": ";
-    at = std::string(at.size() < 7 ? 7 - at.size() : 0, ' ') + at;
-    if (l.fate == LineFate::kUnsupported) {
-      if (l.changes_state && tainted_at == 0) tainted_at = l.op.line;
-      ++tally->unsupported;
-      out << at << "unsupported  " << text << "  (" << l.reason << ")\n";
-      continue;
-    }
-    if (l.fate == LineFate::kNotRun) {
-      ++tally->not_run;
-      out << at << "not run      " << text << "  (" << l.reason << ")\n";
-      continue;
-    }
+    const LineText t = TextOf(l);
+    if (PrintSkipped(l, t, &tainted_at, out, tally)) continue;
     auto it = kernel.results.find(l.op.line);
-    if (it == kernel.results.end() && !kernel.finished && l.expect_oops) {
-      ++tally->predicted_oops;
-      out << at << "same         " << text
-          << "  -> oops (the guest stopped here, as the linux-6.1 profile predicts: D12)\n";
-      break;
-    }
-    if (it == kernel.results.end() && !kernel.finished && KnownCrash(known, l.op.line)) {
-      KnownLine& k = known->at(l.op.line);
-      k.compared = k.matched = true;
-      ++tally->known;
-      ++tally->known_crashes;
-      out << at << "known " << k.id << "     " << text << "  (the kernel crashed here; the rest of the trace is not run)\n";
-      break;
-    }
     if (it == kernel.results.end()) {
-      ++tally->missing;
-      tally->unexplained.push_back(l.op.line);
-      out << at << "NO RESULT    " << text << "  (model: " << ShowModel(l.op, l.model) << ")\n";
+      if (PrintMissing(l, kernel, t, known, out, tally)) break;
       continue;
     }
     ++tally->compared;
     if (known != nullptr && known->count(l.op.line) != 0) known->at(l.op.line).compared = true;
-    KernelResult k = ParseKernel(it->second);
-    std::string diff = Differ(l.op, l.model, k);
-    if (diff.empty() && l.expect_oops) diff = "the linux-6.1 profile predicts an oops here";
-    if (diff.empty() && l.expect_warning && !LogsDriverWarning(kernel, l.op.line)) {
-      diff = "the linux-6.1 profile predicts the driver's WARNING here; the kernel logged none";
-    }
+    const KernelResult k = ParseKernel(it->second);
+    const std::string diff = LineDiff(l, k, kernel);
     if (diff.empty()) {
       const std::string note = l.note.empty() ? "" : "  (" + l.note + ")";
-      out << at << "same         " << text << "  -> " << ShowKernel(l.op, k) << note << "\n";
+      out << t.at << "same         " << t.text << "  -> " << ShowKernel(l.op, k) << note << "\n";
     } else {
-      PrintDiffering(l, k, diff, tainted_at, known, at, text, out, tally);
+      PrintDiffering(l, k, diff, tainted_at, known, t.at, t.text, out, tally);
     }
-    auto log = kernel.kernel_log.find(l.op.line);
-    if (log == kernel.kernel_log.end()) continue;
-    // The driver's WARNING is expected where the profile predicts it, or on a
-    // line a known divergence explains (D13 under --profile trace).
-    const bool known_line = known != nullptr && known->count(l.op.line) != 0 &&
-                            known->at(l.op.line).matched;
-    for (const std::string& msg : log->second) {
-      const bool expected = (l.expect_warning || known_line) && DriverWarning(msg);
-      ++(expected ? tally->expected_warnings : tally->warnings);
-      out << "      kernel log" << (expected ? " (expected: D13)" : "") << ": " << msg << "\n";
-    }
+    PrintKernelLog(l, kernel, known, out, tally);
   }
   if (!kernel.abort.empty()) out << "  the runner gave up on this trace at line " << kernel.abort << "\n";
 }
