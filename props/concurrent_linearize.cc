@@ -27,11 +27,12 @@
 // page another thread holds (its lock, a transient reference) is skipped,
 // which no sequential state explains. So a migrate_to_dev that returned
 // kNoEnt (its read-back through the device's page table missed a page: not
-// migrated, or invalidated since), or a migrate_to_sys that moved fewer
-// pages than it covers, or a migrate_to_dev that returned ok while a dread
-// or dwrite of its own mirror overlapped it (the device's fault may take an
-// empty slot the migration collected: the page stays in RAM, and the
-// read-back finds the device's entry for it), stands for one of its parts:
+// migrated, or invalidated since), or kInval while an access to its range
+// ran (a hole after the pages it migrated; no read-back then), or ok while a
+// dread or dwrite of its own mirror overlapped it (the device's fault may
+// take an empty slot the migration collected: the page stays in RAM, and
+// the read-back finds the device's entry for it), or a migrate_to_sys that
+// moved fewer pages than it covers, stands for one of its parts:
 // the whole range, a contiguous part of it, or nothing (an empty range,
 // which the model refuses with kInval and no effect).
 //
@@ -44,6 +45,7 @@
 #include <utility>
 
 #include "props/concurrent.h"
+#include "props/model_query.h"
 
 namespace hmm::props {
 namespace {
@@ -189,10 +191,15 @@ std::vector<size_t> OperationOrder(const std::vector<size_t>& steps,
   return order;
 }
 
-// Pages `op` covers: [first, end) of its address range.
-std::pair<uint64_t, uint64_t> PagesOf(const Op& op) {
-  const uint64_t n = op.kind == OpKind::kDwrite ? op.data.size() / kPageSize : op.len;
-  return {op.addr, op.addr + n * kPageSize};
+// Do `a` and `b` access a common page (model_query.h OpRange)?
+bool SharePages(const Op& a, const Op& b) {
+  uint64_t a_first, a_end, b_first, b_end;
+  return OpRange(a, &a_first, &a_end) && OpRange(b, &b_first, &b_end) && a_first < b_end &&
+         b_first < a_end;
+}
+
+bool OverlapInTime(const HistoryOp& a, const HistoryOp& b) {
+  return &a != &b && a.actor != b.actor && a.invoke < b.respond && b.invoke < a.respond;
 }
 
 // Did a dread or dwrite on the mirror of migration `m` overlap it in time
@@ -201,14 +208,25 @@ std::pair<uint64_t, uint64_t> PagesOf(const Op& op) {
 // stays in RAM, and the dread or dwrite leaves it in the mirror's page
 // table, where `m`'s read-back finds it and counts it.
 bool DeviceFaultOverlaps(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
-  const auto [first, end] = PagesOf(m.op);
   for (const HistoryOp& o : steps) {
     const bool access = o.op.kind == OpKind::kDread || o.op.kind == OpKind::kDwrite;
-    const auto [o_first, o_end] = PagesOf(o.op);
-    if (access && o.op.mirror == m.op.mirror && o.invoke < m.respond && m.invoke < o.respond &&
-        o_first < end && first < o_end) {
+    if (access && o.op.mirror == m.op.mirror && OverlapInTime(o, m) && SharePages(o.op, m.op)) {
       return true;
     }
+  }
+  return false;
+}
+
+// Did an operation that may fault a page in (a CPU or device access, a pin,
+// a fault, another migration) overlap migration `m` in time and range? It
+// may have filled an empty slot `m` collected.
+bool SlotFillerOverlaps(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
+  for (const HistoryOp& o : steps) {
+    const OpKind k = o.op.kind;
+    const bool faults = k == OpKind::kRead || k == OpKind::kWrite || k == OpKind::kPin ||
+                        k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kDfault ||
+                        k == OpKind::kHmmFault || k == OpKind::kMigrateToDev;
+    if (faults && OverlapInTime(o, m) && SharePages(o.op, m.op)) return true;
   }
   return false;
 }
@@ -217,10 +235,14 @@ bool DeviceFaultOverlaps(const HistoryOp& m, const std::vector<HistoryOp>& steps
 // range back through the device's page table after migrating: kNoEnt when
 // a page is not there (not migrated, or an invalidation came between); ok
 // with a page that lost its empty slot to a fault of its own mirror
-// (DeviceFaultOverlaps).
+// (DeviceFaultOverlaps). kInval when it met a hole after migrating the
+// pages before it (6.1 dmirror_migrate_to_device(): no read-back then, so
+// nothing says which of them moved) while an operation that may fill an
+// empty slot ran on its range (SlotFillerOverlaps).
 bool MaySkipPages(const HistoryOp& e, const std::vector<HistoryOp>& steps) {
   if (e.op.kind == OpKind::kMigrateToDev) {
     return e.result.err == Errno::kNoEnt ||
+           (e.result.err == Errno::kInval && SlotFillerOverlaps(e, steps)) ||
            (e.result.err == Errno::kOk && DeviceFaultOverlaps(e, steps));
   }
   return e.op.kind == OpKind::kMigrateToSys && e.result.err == Errno::kOk &&
