@@ -119,9 +119,9 @@ bool ConcurrentSameResult(const Op& op, const OpResult& model, const OpResult& i
 //   - dread and dwrite are the steps they take in the kernel, all within
 //     their [invoke, respond]: they fault their range in (a dfault, read
 //     or write), then copy, page by page when they succeeded;
-//   - a migration that may have skipped pages (migrate_to_dev's kNoEnt, its
-//     kInval while an access to its range ran, or its ok while a device access
-//     of its mirror overlapped it;
+//   - a migration that may have skipped pages (migrate_to_dev's kNoEnt, or
+//     its ok or kInval while another actor's operation touched its range or
+//     forked;
 //     migrate_to_sys moving fewer pages than it covers) stands for its
 //     whole range, a contiguous part of it or nothing, since it is atomic
 //     per page, not per call (docs/migrate.md);

@@ -25,13 +25,9 @@
 //
 // And a migration is atomic per page, not per call (docs/migrate.md): a
 // page another thread holds (its lock, a transient reference) is skipped,
-// which no sequential state explains. So a migrate_to_dev that returned
-// kNoEnt (its read-back through the device's page table missed a page: not
-// migrated, or invalidated since), or kInval while an access to its range
-// ran (a hole after the pages it migrated; no read-back then), or ok while a
-// dread or dwrite of its own mirror overlapped it (the device's fault may
-// take an empty slot the migration collected: the page stays in RAM, and
-// the read-back finds the device's entry for it), or a migrate_to_sys that
+// which no sequential state explains. So a migrate_to_dev whose result
+// cannot say which pages moved (MaySkipPages: kNoEnt; or ok or kInval while
+// another actor's operation touched its range), or a migrate_to_sys that
 // moved fewer pages than it covers, stands for one of its parts:
 // the whole range, a contiguous part of it, or nothing (an empty range,
 // which the model refuses with kInval and no effect).
@@ -202,48 +198,44 @@ bool OverlapInTime(const HistoryOp& a, const HistoryOp& b) {
   return &a != &b && a.actor != b.actor && a.invoke < b.respond && b.invoke < a.respond;
 }
 
-// Did a dread or dwrite on the mirror of migration `m` overlap it in time
-// and range? Its fault may fill an empty slot that `m` collected: the
-// insertion re-checks the slot and loses the page (docs/migrate.md), which
-// stays in RAM, and the dread or dwrite leaves it in the mirror's page
-// table, where `m`'s read-back finds it and counts it.
-bool DeviceFaultOverlaps(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
+// Might `o` hold a page of `m`'s range, or fill an empty slot there, while
+// it runs: an operation on a common page, or a fork (which takes a
+// reference on every page it copies, shared ones included)?
+bool Touches(const Op& o, const Op& m) {
+  if (o.kind == OpKind::kFork) return true;
+  const bool range_op = o.kind == OpKind::kMunmap || o.kind == OpKind::kMprotect ||
+                        o.kind == OpKind::kMadviseDontneed;
+  if (!range_op) return SharePages(o, m);
+  Op as_read = o;  // the same bytes, in OpRange's terms
+  as_read.kind = OpKind::kRead;
+  return SharePages(as_read, m);
+}
+
+// Did another actor's operation that touches migration `m`'s range overlap
+// it in time? A migration is atomic per page, not per call: a page another
+// thread holds (its lock, a transient reference: a fork copying its entry, a
+// pin, a fault) is skipped, and an empty slot another's fault filled
+// since collect is lost at insertion (docs/migrate.md).
+bool PageMayBeBusy(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
   for (const HistoryOp& o : steps) {
-    const bool access = o.op.kind == OpKind::kDread || o.op.kind == OpKind::kDwrite;
-    if (access && o.op.mirror == m.op.mirror && OverlapInTime(o, m) && SharePages(o.op, m.op)) {
-      return true;
-    }
+    if (OverlapInTime(o, m) && Touches(o.op, m.op)) return true;
   }
   return false;
 }
 
-// Did an operation that may fault a page in (a CPU or device access, a pin,
-// a fault, another migration) overlap migration `m` in time and range? It
-// may have filled an empty slot `m` collected.
-bool SlotFillerOverlaps(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
-  for (const HistoryOp& o : steps) {
-    const OpKind k = o.op.kind;
-    const bool faults = k == OpKind::kRead || k == OpKind::kWrite || k == OpKind::kPin ||
-                        k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kDfault ||
-                        k == OpKind::kHmmFault || k == OpKind::kMigrateToDev;
-    if (faults && OverlapInTime(o, m) && SharePages(o.op, m.op)) return true;
-  }
-  return false;
-}
-
-// Could the migration `e` have skipped pages? MIGRATE_TO_DEV reads its
-// range back through the device's page table after migrating: kNoEnt when
-// a page is not there (not migrated, or an invalidation came between); ok
-// with a page that lost its empty slot to a fault of its own mirror
-// (DeviceFaultOverlaps). kInval when it met a hole after migrating the
-// pages before it (6.1 dmirror_migrate_to_device(): no read-back then, so
-// nothing says which of them moved) while an operation that may fill an
-// empty slot ran on its range (SlotFillerOverlaps).
+// Could the migration `e` have skipped pages, with no result to say so?
+// MIGRATE_TO_DEV reads its range back through the device's page table
+// after migrating: kNoEnt when a page is not there (not migrated, or
+// invalidated since); ok when a skipped page's old entry is still there (the
+// migration's own invalidation skips the owner's mirror) or a device fault
+// of its mirror mapped the page that took a lost slot; kInval, without the
+// read-back, when it met a hole after the pages before it. MIGRATE_TO_SYS
+// reports the pages it moved.
 bool MaySkipPages(const HistoryOp& e, const std::vector<HistoryOp>& steps) {
   if (e.op.kind == OpKind::kMigrateToDev) {
-    return e.result.err == Errno::kNoEnt ||
-           (e.result.err == Errno::kInval && SlotFillerOverlaps(e, steps)) ||
-           (e.result.err == Errno::kOk && DeviceFaultOverlaps(e, steps));
+    const Errno err = e.result.err;
+    return err == Errno::kNoEnt ||
+           ((err == Errno::kOk || err == Errno::kInval) && PageMayBeBusy(e, steps));
   }
   return e.op.kind == OpKind::kMigrateToSys && e.result.err == Errno::kOk &&
          e.result.cpages < e.op.len;
