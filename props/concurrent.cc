@@ -15,6 +15,7 @@
 #include "model/kernel.h"
 #include "props/abstract.h"
 #include "props/apply.h"
+#include "props/model_query.h"
 #include "props/trace.h"
 
 namespace hmm::props {
@@ -207,6 +208,22 @@ size_t BusyActorCount(const ConcurrentCase& c) {
   size_t n = 0;
   for (const ActorOps& a : c.actors) n += a.ops.empty() ? 0 : 1;
   return n;
+}
+
+bool IsDeviceOp(OpKind k) {
+  return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
+         k == OpKind::kDfault || k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
+}
+
+bool OverlapInTime(const HistoryOp& a, const HistoryOp& b) {
+  return &a != &b && a.actor != b.actor && a.invoke < b.respond && b.invoke < a.respond;
+}
+
+bool TouchSamePages(const Op& a, const Op& b) {
+  if (a.kind == OpKind::kFork || b.kind == OpKind::kFork) return true;
+  uint64_t a_first, a_end, b_first, b_end;
+  return OpRange(a, &a_first, &a_end) && OpRange(b, &b_first, &b_end) && a_first < b_end &&
+         b_first < a_end;
 }
 
 ConcurrentReport RunConcurrent(const ConcurrentCase& c, const ConcurrentOptions& options) {

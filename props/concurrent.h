@@ -105,6 +105,14 @@ struct ConcurrentReport {
 
 ConcurrentReport RunConcurrent(const ConcurrentCase& c, const ConcurrentOptions& options = {});
 
+// A device thread's operation: an ioctl of the dummy device on a mirror.
+bool IsDeviceOp(OpKind k);
+// Did `a` and `b`, operations of different actors, overlap in time?
+bool OverlapInTime(const HistoryOp& a, const HistoryOp& b);
+// Do `a` and `b` touch a common page (model_query.h OpRange; a fork touches
+// every page)?
+bool TouchSamePages(const Op& a, const Op& b);
+
 // Whether the model's result explains what a concurrent run of the impl
 // returned, for an operation of LinearizeRun's checked history: equal,
 // except the dummy device's `faults` of dread and dwrite (the number of

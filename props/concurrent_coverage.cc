@@ -22,48 +22,16 @@ enum RaceClassId : size_t {
 
 const char kUndecidedName[] = "linearizability left undecided (search bound)";
 
-// The pages [first, last) an operation touches; fork: every page.
-std::pair<uint64_t, uint64_t> Pages(const Op& op) {
-  uint64_t bytes = op.len;
-  switch (op.kind) {
-    case OpKind::kFork: return {0, UINT64_MAX};
-    case OpKind::kWrite:
-    case OpKind::kDwrite: bytes = op.data.size(); break;
-    case OpKind::kDread:
-    case OpKind::kDfault:
-    case OpKind::kSnapshot:
-    case OpKind::kMigrateToDev:
-    case OpKind::kMigrateToSys: bytes = op.len * kPageSize; break;
-    default: break;
-  }
-  const uint64_t first = op.addr >> kPageShift;
-  return {first, first + std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift)};
-}
-
-bool IsDeviceOp(OpKind k) {
-  return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
-         k == OpKind::kDfault || k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
-}
-
 bool IsMigration(OpKind k) { return k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys; }
-
-bool InTimeTogether(const HistoryOp& a, const HistoryOp& b) {
-  return a.actor != b.actor && a.invoke < b.respond && b.invoke < a.respond;
-}
-
-bool SamePages(const Op& a, const Op& b) {
-  const auto pa = Pages(a), pb = Pages(b);
-  return pa.first < pb.second && pb.first < pa.second;
-}
 
 // Classes over pairs of operations that overlapped in time.
 void ClassifyHistory(const std::vector<HistoryOp>& h, std::vector<uint64_t>* steps) {
   for (size_t i = 0; i < h.size(); ++i) {
     bool overlapped = false;
     for (size_t j = 0; j < h.size(); ++j) {
-      if (!InTimeTogether(h[i], h[j])) continue;
+      if (!OverlapInTime(h[i], h[j])) continue;
       overlapped = true;
-      if (!SamePages(h[i].op, h[j].op) || j < i) continue;
+      if (!TouchSamePages(h[i].op, h[j].op) || j < i) continue;
       const bool dev_i = IsDeviceOp(h[i].op.kind), dev_j = IsDeviceOp(h[j].op.kind);
       if (dev_i != dev_j) ++(*steps)[kDeviceMeetsCpu];
       if (IsMigration(h[i].op.kind) || IsMigration(h[j].op.kind)) ++(*steps)[kMigrationMeetsOther];

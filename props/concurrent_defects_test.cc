@@ -24,6 +24,7 @@
 #include "props/concurrent.h"
 #include "props/suite.h"
 #include "props/trace.h"
+#include "props/trace_test_util.h"
 
 namespace hmm::props {
 namespace {
@@ -35,24 +36,19 @@ class ConcurrentDefect : public ::testing::Test {
   void TearDown() override { impl::SetSeededDefect(Defect::kNone); }
 };
 
-std::vector<Op> Parse(const std::string& text) {
-  std::vector<Op> ops;
-  std::string error;
-  EXPECT_TRUE(ParseTrace(text, "test", &ops, &error)) << error;
-  return ops;
-}
+using testing::MustParse;
 
 // "ab" at the first page, which the device's page table maps writable.
 ConcurrentCase Case(const std::string& cpu, const std::string& dev) {
   ConcurrentCase c;
-  c.prologue = Parse(
+  c.prologue = MustParse(
       "process\n"
       "mmap 1 0x10000000 0x4000 rw private fixed\n"
       "write 1 0x10000000 \"ab\"\n"
       "mirror 0 1\n"
       "dread 1 0x10000000 1\n");
-  c.actors.push_back({"cpu0", Parse(cpu)});
-  c.actors.push_back({"dev1", Parse(dev)});
+  c.actors.push_back({"cpu0", MustParse(cpu)});
+  c.actors.push_back({"dev1", MustParse(dev)});
   return c;
 }
 

@@ -73,22 +73,6 @@ std::vector<Op> WithResults(std::vector<Op> ops, const RunReport* run) {
   return ops;
 }
 
-// props/linearize.h FormatHistory, with the actors' names and short results.
-std::string HistoryText(const std::vector<HistoryOp>& history,
-                        const std::vector<std::string>& names) {
-  std::ostringstream os;
-  for (size_t i = 0; i < history.size(); ++i) {
-    const HistoryOp& e = history[i];
-    Op op = e.op;
-    op.expect.reset();
-    const bool named = e.actor >= 0 && static_cast<size_t>(e.actor) < names.size();
-    os << "  #" << i << " " << (named ? names[e.actor] : "actor " + std::to_string(e.actor))
-       << " [" << e.invoke << ", " << e.respond << "] " << FormatOp(op) << " -> "
-       << ShortResult(e.result) << "\n";
-  }
-  return os.str();
-}
-
 // A problem line, cut after 400 characters (a result's bytes can be 4 KiB).
 std::string Cut(const std::string& line) {
   if (line.size() <= 400) return line;
@@ -147,7 +131,7 @@ std::string FormatConcurrentReport(const ConcurrentCase& c, const ConcurrentRepo
   os << "\ninterleaving (a line per stretch of one actor: where it resumed > each yield point "
         "it stopped at; '*' where a schedule byte chose):\n"
      << impl::sched::FormatSchedRun(r.run) << "\nhistory (logical times [invoke, respond]):\n"
-     << HistoryText(r.history, ActorNames(c));
+     << FormatHistory(r.history, ActorNames(c), ShortResult);
   if (r.ok) {
     os << "all checks hold (" << Count(r.history.size(), "operation")
        << (r.undecided ? ": linearizability undecided within the search bound"

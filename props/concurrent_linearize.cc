@@ -41,7 +41,6 @@
 #include <utility>
 
 #include "props/concurrent.h"
-#include "props/model_query.h"
 
 namespace hmm::props {
 namespace {
@@ -110,7 +109,7 @@ Op WriteFrom(const Op& op, uint64_t first, Mark mark) {
 // A multi-page dwrite that failed: the pages before the one it failed at
 // were copied, each maybe long before the failure. Steps: one per page but
 // the last, each that page's copy or nothing, then the failing part, from
-// one of its pages on (LinearizeRun tries each: StepChoices).
+// one of its pages on (LinearizeRun tries each: Alternatives).
 void AddFailedWrite(const HistoryOp& e, uint64_t npages, std::vector<HistoryOp>* out) {
   for (uint64_t i = 0; i + 1 < npages; ++i) {
     Op page = WriteFrom(e.op, i, kPageCopy);
@@ -187,38 +186,14 @@ std::vector<size_t> OperationOrder(const std::vector<size_t>& steps,
   return order;
 }
 
-// Do `a` and `b` access a common page (model_query.h OpRange)?
-bool SharePages(const Op& a, const Op& b) {
-  uint64_t a_first, a_end, b_first, b_end;
-  return OpRange(a, &a_first, &a_end) && OpRange(b, &b_first, &b_end) && a_first < b_end &&
-         b_first < a_end;
-}
-
-bool OverlapInTime(const HistoryOp& a, const HistoryOp& b) {
-  return &a != &b && a.actor != b.actor && a.invoke < b.respond && b.invoke < a.respond;
-}
-
-// Might `o` hold a page of `m`'s range, or fill an empty slot there, while
-// it runs: an operation on a common page, or a fork (which takes a
-// reference on every page it copies, shared ones included)?
-bool Touches(const Op& o, const Op& m) {
-  if (o.kind == OpKind::kFork) return true;
-  const bool range_op = o.kind == OpKind::kMunmap || o.kind == OpKind::kMprotect ||
-                        o.kind == OpKind::kMadviseDontneed;
-  if (!range_op) return SharePages(o, m);
-  Op as_read = o;  // the same bytes, in OpRange's terms
-  as_read.kind = OpKind::kRead;
-  return SharePages(as_read, m);
-}
-
-// Did another actor's operation that touches migration `m`'s range overlap
-// it in time? A migration is atomic per page, not per call: a page another
+// Did another actor's operation that touches migration `m`'s range (or
+// forks) overlap it in time? A migration is atomic per page, not per call: a page another
 // thread holds (its lock, a transient reference: a fork copying its entry, a
 // pin, a fault) is skipped, and an empty slot another's fault filled
 // since collect is lost at insertion (docs/migrate.md).
 bool PageMayBeBusy(const HistoryOp& m, const std::vector<HistoryOp>& steps) {
   for (const HistoryOp& o : steps) {
-    if (OverlapInTime(o, m) && Touches(o.op, m.op)) return true;
+    if (OverlapInTime(o, m) && TouchSamePages(o.op, m.op)) return true;
   }
   return false;
 }
@@ -272,15 +247,16 @@ void MarkSnapshots(std::vector<HistoryOp>* h) {
   for (HistoryOp& s : *h) {
     if (s.op.kind != OpKind::kSnapshot) continue;
     for (const HistoryOp& o : *h) {
-      if (&o != &s && MayMovePages(o.op.kind) && o.invoke < s.respond && s.invoke < o.respond) {
+      if (MayMovePages(o.op.kind) && OverlapInTime(o, s)) {
         s.op.line = kMayMeetMigration;
       }
     }
   }
 }
 
-// A part of a migration: migrate_to_dev's kNoEnt says nothing of what it
-// moved; migrate_to_sys reports the pages it moved.
+// A part of a migration: migrate_to_dev's result says nothing of what it
+// moved when it may have skipped pages (MaySkipPages); migrate_to_sys
+// reports the pages it moved.
 bool PartExplains(const Op& op, const OpResult& model, const OpResult& impl) {
   if (op.kind == OpKind::kMigrateToDev) return true;
   if (op.len == 0) return impl.cpages == 0;
@@ -299,18 +275,16 @@ bool SnapshotExplains(const OpResult& model, const OpResult& impl) {
   return true;
 }
 
-// A step that may stand for one of several ops: its index, the ops.
-using Choice = std::pair<size_t, std::vector<Op>>;
-
-std::vector<Choice> Choices(const std::vector<HistoryOp>& steps) {
-  std::vector<Choice> choices;
+// For each step, the ops it may stand for (empty: only its own).
+std::vector<std::vector<Op>> Alternatives(const std::vector<HistoryOp>& steps) {
+  std::vector<std::vector<Op>> alternatives(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
     const Op& op = steps[i].op;
-    if (MaySkipPages(steps[i], steps)) choices.emplace_back(i, Parts(op));
-    if (op.line == kPageCopy) choices.emplace_back(i, std::vector<Op>{op, Nothing(op)});
-    if (op.line == kFailingTail) choices.emplace_back(i, FailingTails(op));
+    if (MaySkipPages(steps[i], steps)) alternatives[i] = Parts(op);
+    if (op.line == kPageCopy) alternatives[i] = {op, Nothing(op)};
+    if (op.line == kFailingTail) alternatives[i] = FailingTails(op);
   }
-  return choices;
+  return alternatives;
 }
 
 }  // namespace
@@ -344,8 +318,7 @@ LinearizeResult LinearizeRun(const std::vector<Op>& setup, const std::vector<His
   // Each step that may stand for several ops: the search tries each when it
   // linearizes the step (every range whole and every fault-in a read fault
   // first).
-  in.alternatives.resize(in.history.size());
-  for (auto& [index, ops] : Choices(in.history)) in.alternatives[index] = std::move(ops);
+  in.alternatives = Alternatives(in.history);
   LinearizeResult r = CheckLinearizable(in, options);
   if (r.ok) r.order = OperationOrder(r.order, origin);
   return r;

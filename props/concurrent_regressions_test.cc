@@ -17,16 +17,12 @@
 
 #include "props/concurrent.h"
 #include "props/trace.h"
+#include "props/trace_test_util.h"
 
 namespace hmm::props {
 namespace {
 
-std::vector<Op> Parse(const std::string& text) {
-  std::vector<Op> ops;
-  std::string error;
-  EXPECT_TRUE(ParseTrace(text, "test", &ops, &error)) << error;
-  return ops;
-}
+using testing::MustParse;
 
 const char kFourPages[] =
     "process\n"
@@ -35,17 +31,17 @@ const char kFourPages[] =
 ConcurrentCase Case(const std::string& prologue, const std::vector<ActorOps>& actors,
                     const std::vector<uint8_t>& schedule) {
   ConcurrentCase c;
-  c.prologue = Parse(prologue);
+  c.prologue = MustParse(prologue);
   c.actors = actors;
   c.schedule = schedule;
   return c;
 }
 
-ActorOps Actor(const std::string& name, const std::string& ops) { return {name, Parse(ops)}; }
+ActorOps Actor(const std::string& name, const std::string& ops) { return {name, MustParse(ops)}; }
 
 // The history entry of `c`'s run whose op is `line`.
 const HistoryOp* Entry(const ConcurrentReport& r, const std::string& line) {
-  const Op want = Parse(line).at(0);
+  const Op want = MustParse(line).at(0);
   for (const HistoryOp& e : r.history) {
     if (FormatOp(e.op) == FormatOp(want)) return &e;
   }
@@ -64,7 +60,7 @@ void ExpectPassesAndNeedsTheOverlap(const ConcurrentCase& c, const std::string& 
   options.tamper_history_for_test = [&move](std::vector<HistoryOp>* h) {
     uint64_t last = 0;
     for (const HistoryOp& e : *h) last = std::max(last, e.respond);
-    const Op want = Parse(move).at(0);
+    const Op want = MustParse(move).at(0);
     for (HistoryOp& e : *h) {
       if (FormatOp(e.op) != FormatOp(want)) continue;
       e.invoke = last + 1;

@@ -10,11 +10,6 @@
 namespace hmm::props {
 namespace {
 
-bool IsDeviceKind(OpKind k) {
-  return k == OpKind::kDread || k == OpKind::kDwrite || k == OpKind::kSnapshot ||
-         k == OpKind::kDfault || k == OpKind::kMigrateToDev || k == OpKind::kMigrateToSys;
-}
-
 // `op` over one page where it covers two; false when it does not.
 bool Halve(Op* op) {
   switch (op->kind) {
@@ -29,7 +24,7 @@ bool Halve(Op* op) {
       op->data.resize(kPageSize);
       return true;
     default:
-      if (!IsDeviceKind(op->kind) || op->len != 2) return false;
+      if (!IsDeviceOp(op->kind) || op->len != 2) return false;
       op->len = 1;
       return true;
   }
@@ -179,7 +174,7 @@ class Shrinker {
 void Rename(ConcurrentCase* c) {
   for (size_t a = 0; a < c->actors.size(); ++a) {
     ActorOps& actor = c->actors[a];
-    const bool device = !actor.ops.empty() && IsDeviceKind(actor.ops.front().kind);
+    const bool device = !actor.ops.empty() && IsDeviceOp(actor.ops.front().kind);
     actor.name = (device ? "dev" : "cpu") + std::to_string(a);
   }
 }

@@ -18,16 +18,12 @@
 #include <vector>
 
 #include "props/trace.h"
+#include "props/trace_test_util.h"
 
 namespace hmm::props {
 namespace {
 
-std::vector<Op> Parse(const std::string& text) {
-  std::vector<Op> ops;
-  std::string error;
-  EXPECT_TRUE(ParseTrace(text, "test", &ops, &error)) << error;
-  return ops;
-}
+using testing::MustParse;
 
 // Four pages at 0x10000000, "ab" at the first, mirror 1 of device 0 with
 // the first two pages in its page table.
@@ -41,9 +37,9 @@ const char kPrologue[] =
 ConcurrentCase Case(const std::string& profile_line, const std::string& cpu,
                     const std::string& dev, std::vector<uint8_t> schedule = {}) {
   ConcurrentCase c;
-  c.prologue = Parse(profile_line + kPrologue);
-  c.actors.push_back({"cpu0", Parse(cpu)});
-  c.actors.push_back({"dev1", Parse(dev)});
+  c.prologue = MustParse(profile_line + kPrologue);
+  c.actors.push_back({"cpu0", MustParse(cpu)});
+  c.actors.push_back({"dev1", MustParse(dev)});
   c.schedule = std::move(schedule);
   return c;
 }
@@ -125,7 +121,7 @@ TEST(Concurrent, DefaultMunmapAgainstDeviceReadIsNoHazard) {
 
 TEST(Concurrent, PrologueFailureIsReported) {
   ConcurrentCase c = MunmapAgainstDread("");
-  c.prologue = Parse(std::string(kPrologue) + "read 1 0x10000000 2 -> \"zz\"\n");
+  c.prologue = MustParse(std::string(kPrologue) + "read 1 0x10000000 2 -> \"zz\"\n");
   const ConcurrentReport r = RunConcurrent(c);
   ASSERT_FALSE(r.ok);
   EXPECT_EQ(r.check, "prologue");
@@ -162,7 +158,7 @@ TEST(Concurrent, TamperedResultIsNotLinearizable) {
 }
 
 TEST(Concurrent, SameResultToleratesOnlyTheRetryCount) {
-  Op dread = Parse("dread 1 0x10000000 1\n").at(0);
+  Op dread = MustParse("dread 1 0x10000000 1\n").at(0);
   OpResult model;
   model.cpages = 1;
   model.faults = 1;
@@ -171,7 +167,7 @@ TEST(Concurrent, SameResultToleratesOnlyTheRetryCount) {
   EXPECT_TRUE(ConcurrentSameResult(dread, model, impl));
   impl.cpages = 0;
   EXPECT_FALSE(ConcurrentSameResult(dread, model, impl));
-  Op snapshot = Parse("snapshot 1 0x10000000 1\n").at(0);
+  Op snapshot = MustParse("snapshot 1 0x10000000 1\n").at(0);
   impl = model;
   impl.faults = 2;
   EXPECT_FALSE(ConcurrentSameResult(snapshot, model, impl));

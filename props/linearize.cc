@@ -253,12 +253,14 @@ LinearizeResult CheckLinearizable(const LinearizeInput& input, const LinearizeOp
 }
 
 std::string FormatHistory(const std::vector<HistoryOp>& history,
-                          const std::vector<std::string>& names) {
+                          const std::vector<std::string>& names,
+                          const std::function<std::string(const OpResult&)>& result_text) {
   std::ostringstream os;
   for (size_t i = 0; i < history.size(); ++i) {
     const HistoryOp& e = history[i];
     os << "  #" << i << " " << ActorName(e.actor, names) << " [" << e.invoke << ", " << e.respond
-       << "] " << OpText(e.op) << " -> " << ResultText(e.result) << "\n";
+       << "] " << OpText(e.op) << " -> "
+       << (result_text ? result_text(e.result) : ResultText(e.result)) << "\n";
   }
   return os.str();
 }

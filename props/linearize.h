@@ -102,9 +102,11 @@ LinearizeResult CheckLinearizable(const LinearizeInput& input,
                                   const LinearizeOptions& options = {});
 
 // "  #3 cpu1 [4, 9] dread 1 0x10000000 1 -> ok cpages=1 faults=0 hex:..." per
-// operation, in input order; `names` gives the actors' names (else "actor N").
+// operation, in input order; `names` gives the actors' names (else "actor N");
+// `result_text` prints a result (else every part of it, bytes in full).
 std::string FormatHistory(const std::vector<HistoryOp>& history,
-                          const std::vector<std::string>& names = {});
+                          const std::vector<std::string>& names = {},
+                          const std::function<std::string(const OpResult&)>& result_text = {});
 
 // Records a history from actor threads: Invoke when an operation starts,
 // Respond with its result when it returns. Times come from one counter, so

@@ -70,7 +70,10 @@ const model::Mirror* FindMirror(const model::State& s, uint64_t id) {
 
 bool OpRange(const Op& op, uint64_t* first, uint64_t* end) {
   switch (op.kind) {
-    case OpKind::kRead: return ByteSpan(op.addr, op.len, first, end);
+    case OpKind::kRead:
+    case OpKind::kMunmap:
+    case OpKind::kMprotect:
+    case OpKind::kMadviseDontneed: return ByteSpan(op.addr, op.len, first, end);
     case OpKind::kWrite:
     case OpKind::kDwrite: return ByteSpan(op.addr, op.data.size(), first, end);
     case OpKind::kPin:

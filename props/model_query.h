@@ -49,9 +49,10 @@ const model::Mirror* FindMirror(const model::State& s, uint64_t id);
 
 // --- An op's pages ---
 
-// The vpns [*first, *end) an op accesses: read, write and dwrite by bytes;
-// pin, hmm_fault, dread, snapshot, migrate_to_dev and migrate_to_sys by
-// pages. False for the other kinds and for an empty range.
+// The vpns [*first, *end) an op accesses or changes: read, write, dwrite,
+// munmap, mprotect and madvise by bytes; pin, hmm_fault, dfault, dread,
+// snapshot, migrate_to_dev and migrate_to_sys by pages. False for the other
+// kinds and for an empty range.
 bool OpRange(const Op& op, uint64_t* first, uint64_t* end);
 
 // The process an op works on: its pid, or for an op naming a mirror that
