@@ -75,7 +75,7 @@ void ParkBlocked(const char* name) {
   a->sched->Park(a, name, /*blocked=*/true, /*boundary=*/false, /*may_throw=*/true);
 }
 
-uint64_t ProgressMark() {
+uint64_t ActorProgressMark() {
   ControlledScheduler::Actor* a = t_actor;
   if (a == nullptr) return 0;
   return a->sched->MarkOf(a);

@@ -178,8 +178,9 @@ inline void SpinYield(const char* name) {
 
 // A mark of the progress other actors made so far, as the calling actor
 // sees it (0 off an actor thread): taken where a wait's condition is tried,
-// for SpinYieldSince.
-uint64_t ProgressMark();
+// for SpinYieldSince. Costs one relaxed load when no scheduler runs.
+uint64_t ActorProgressMark();
+inline uint64_t ProgressMark() { return Active() ? ActorProgressMark() : 0; }
 void ParkBlockedSince(const char* name, uint64_t since);
 
 // SpinYield for a condition last tried when ProgressMark() returned `since`,
@@ -276,7 +277,7 @@ class ControlledScheduler {
  private:
   friend void ParkAt(const char*, bool, bool);
   friend void ParkBlocked(const char*);
-  friend uint64_t ProgressMark();
+  friend uint64_t ActorProgressMark();
   friend void ParkBlockedSince(const char*, uint64_t);
 
   void ActorMain(Actor* a);
