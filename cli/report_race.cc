@@ -14,6 +14,7 @@
 #include "cli/report_diagrams.h"
 #include "model/types.h"
 #include "props/trace.h"
+#include "props/trace_values.h"
 
 namespace hmm::cli::report {
 namespace {
@@ -143,8 +144,6 @@ LocatedHazard Locate(const props::ConcurrentReport& r, const std::vector<const p
   return located;
 }
 
-std::string ProfileName(Profile p) { return p == Profile::kV18 ? "v18" : "default"; }
-
 std::string Lines(const std::vector<std::string>& lines) {
   std::string text;
   for (const std::string& line : lines) text += line + "\n";
@@ -174,7 +173,7 @@ std::vector<Block> CheckBlocks(const RaceRun& race) {
 std::vector<Block> CaseBlocks(const props::ConcurrentCase& c, Profile profile) {
   std::vector<Block> blocks{
       Heading("The case"),
-      Paragraph("The prologue runs sequentially (profile " + ProfileName(profile) + "), with "
+      Paragraph("The prologue runs sequentially (profile " + props::trace_values::FormatProfile(static_cast<uint32_t>(profile)) + "), with "
                 "every check of a trace; then the actors run concurrently on one kernel under "
                 "the controlled scheduler (impl/sched.h), exactly one at a time."),
       Pre(props::FormatTrace(c.prologue, ""))};
@@ -196,8 +195,7 @@ std::vector<Block> CaseBlocks(const props::ConcurrentCase& c, Profile profile) {
     t.rows.push_back(std::move(row));
   }
   blocks.push_back(TableBlock(std::move(t)));
-  std::string bytes;
-  for (uint8_t b : c.schedule) bytes += (bytes.empty() ? "" : " ") + std::to_string(b);
+  const std::string bytes = props::ScheduleText(c.schedule);
   blocks.push_back(Paragraph(
       "Schedule bytes: " + (bytes.empty() ? "none" : bytes) + ". At each choice between two "
       "or more runnable actors the next byte k picks the actor k places on from the one that "

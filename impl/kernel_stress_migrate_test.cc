@@ -43,7 +43,7 @@ namespace {
 using stress::AreaCpuStep;
 using stress::AreaOp;
 using stress::ExpectMirrorsSubsetOfCpu;
-using stress::Join;
+using test_util::Join;
 using stress::OneOf;
 using stress::RandomPiece;
 
@@ -228,7 +228,7 @@ class CpuThread {
 class MigrateStressTest : public ::testing::TestWithParam<Profile> {};
 
 INSTANTIATE_TEST_SUITE_P(Profiles, MigrateStressTest,
-                         ::testing::Values(Profile::kDefault, Profile::kV18), stress::ProfileName);
+                         ::testing::Values(Profile::kDefault, Profile::kV18), test_util::ProfileParamName);
 
 void RunRound(MigrateWorld& w, int round) {
   stress::RunTogether(4, [&w, round](int t) {

@@ -46,7 +46,7 @@ constexpr uint64_t kSharedPages = 4;
 using stress::AreaCpuStep;
 using stress::AreaOp;
 using stress::ExpectMirrorsSubsetOfCpu;
-using stress::Join;
+using test_util::Join;
 using stress::OneOf;
 using stress::RandomPiece;
 
@@ -245,7 +245,7 @@ class CpuThread {
 class MirrorStressTest : public ::testing::TestWithParam<Profile> {};
 
 INSTANTIATE_TEST_SUITE_P(Profiles, MirrorStressTest,
-                         ::testing::Values(Profile::kDefault, Profile::kV18), stress::ProfileName);
+                         ::testing::Values(Profile::kDefault, Profile::kV18), test_util::ProfileParamName);
 
 TEST_P(MirrorStressTest, DevicesAgainstCpuOperations) {
   MirrorWorld w(GetParam());

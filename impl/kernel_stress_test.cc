@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "impl/kernel.h"
+#include "impl/kernel_test_util.h"
 #include "model/types.h"
 
 namespace hmm::impl {
@@ -42,11 +43,7 @@ struct World {
   uint8_t last[kThreads][kSharedPages] = {};
 };
 
-std::string Join(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const std::string& l : lines) s += l + "\n";
-  return s;
-}
+using test_util::Join;
 
 class Worker {
  public:

@@ -20,15 +20,10 @@
 #include <vector>
 
 #include "impl/kernel.h"
+#include "impl/kernel_test_util.h"
 #include "model/types.h"
 
 namespace hmm::impl::stress {
-
-inline std::string Join(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const std::string& l : lines) s += l + "\n";
-  return s;
-}
 
 // Every pt entry names what the CPU maps there, writable only if the CPU
 // entry is (docs/mirror.md InvMirrorSubsetOfCpu), at a quiescent point.
@@ -158,11 +153,6 @@ class HazardLog {
   std::vector<DeviceAccessHazard> hazards_;  // guarded by mu_
   uint64_t total_ = 0;                       // guarded by mu_ (Expect)
 };
-
-// The test name of a profile parameter.
-inline std::string ProfileName(const ::testing::TestParamInfo<Profile>& info) {
-  return info.param == Profile::kV18 ? "V18" : "Default";
-}
 
 }  // namespace hmm::impl::stress
 

@@ -181,6 +181,9 @@ model::State ForgetRaceResidue(model::State s);
 // what the profile does that lets it happen (or that it must not).
 std::string FormatHazard(const impl::DeviceAccessHazard& h, Profile profile);
 
+// The schedule bytes, space-separated ("" when there are none).
+std::string ScheduleText(const std::vector<uint8_t>& schedule);
+
 // The case as a reader wants it: the prologue as .hmm lines (with the
 // results the sequential run gave, when `prologue_run` has them), each
 // actor's operations, the schedule bytes.

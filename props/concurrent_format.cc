@@ -79,12 +79,6 @@ std::string Cut(const std::string& line) {
   return line.substr(0, 400) + "... (" + std::to_string(line.size() - 400) + " more characters)";
 }
 
-std::string ScheduleText(const std::vector<uint8_t>& schedule) {
-  std::string text;
-  for (uint8_t b : schedule) text += (text.empty() ? "" : " ") + std::to_string(b);
-  return text.empty() ? "(empty: every choice is 0)" : text;
-}
-
 std::vector<std::string> ActorNames(const ConcurrentCase& c) {
   std::vector<std::string> names;
   for (const ActorOps& a : c.actors) names.push_back(a.name);
@@ -96,6 +90,12 @@ std::string Count(size_t n, const std::string& noun) {
 }
 
 }  // namespace
+
+std::string ScheduleText(const std::vector<uint8_t>& schedule) {
+  std::string text;
+  for (uint8_t b : schedule) text += (text.empty() ? "" : " ") + std::to_string(b);
+  return text;
+}
 
 std::string FormatHazard(const impl::DeviceAccessHazard& h, Profile profile) {
   return "hazard InvMirrorSubsetOfCpu: device " + std::to_string(h.device.value) + " (mirror " +
@@ -116,7 +116,8 @@ std::string FormatCase(const ConcurrentCase& c, const RunReport* prologue_run) {
       os << "    " << FormatOp(op) << "\n";
     }
   }
-  os << "schedule: " << ScheduleText(c.schedule) << "  (" << Count(c.schedule.size(), "byte")
+  const std::string bytes = ScheduleText(c.schedule);
+  os << "schedule: " << (bytes.empty() ? "(empty: every choice is 0)" : bytes) << "  (" << Count(c.schedule.size(), "byte")
      << "; at a choice, 0 keeps the running actor, k moves k actors on)\n";
   return os.str();
 }
