@@ -59,10 +59,14 @@ bool Explains(const LinearizeInput& in, const Op& op, const HistoryOp& e, const 
   return in.same_result ? in.same_result(op, model, e.result) : model == e.result;
 }
 
-// The operations entry `i` may stand for: its alternatives, else its op.
-std::vector<Op> OpsOf(const LinearizeInput& in, size_t i) {
-  if (i < in.alternatives.size() && !in.alternatives[i].empty()) return in.alternatives[i];
-  return {in.history[i].op};
+// Per entry, the operations it may stand for: its alternatives, else its op.
+std::vector<std::vector<Op>> EntryOps(const LinearizeInput& in) {
+  std::vector<std::vector<Op>> ops;
+  for (size_t i = 0; i < in.history.size(); ++i) {
+    const bool given = i < in.alternatives.size() && !in.alternatives[i].empty();
+    ops.push_back(given ? in.alternatives[i] : std::vector<Op>{in.history[i].op});
+  }
+  return ops;
 }
 
 // The earliest response among the operations not yet linearized: an
@@ -78,7 +82,7 @@ uint64_t MinPendingResponse(const std::vector<HistoryOp>& h, uint64_t done) {
 class Search {
  public:
   Search(const LinearizeInput& in, const LinearizeOptions& options, LinearizeResult* out)
-      : in_(in), h_(in.history), options_(options), out_(out) {
+      : in_(in), h_(in.history), ops_(EntryOps(in)), options_(options), out_(out) {
     all_ = h_.size() == 64 ? ~uint64_t{0} : Bit(h_.size()) - 1;
     for (size_t i = 0; i < h_.size(); ++i) by_invoke_.push_back(i);
     std::stable_sort(by_invoke_.begin(), by_invoke_.end(),
@@ -106,11 +110,13 @@ class Search {
   const std::string& final_reason() const { return final_reason_; }
   // The alternatives of LinearizeResult::longest_prefix, parallel to it.
   const std::vector<size_t>& longest_chosen() const { return longest_chosen_; }
+  // Per entry, the operations it may stand for (EntryOps).
+  const std::vector<std::vector<Op>>& entry_ops() const { return ops_; }
 
  private:
   // Linearizes entry `i` next, as each operation it may stand for in turn.
   bool TryEntry(const model::Kernel& k, uint64_t done, size_t i) {
-    const std::vector<Op> ops = OpsOf(in_, i);
+    const std::vector<Op>& ops = ops_[i];
     for (size_t a = 0; a < ops.size(); ++a) {
       model::Kernel next = k;
       ++out_->applied;
@@ -155,6 +161,7 @@ class Search {
 
   const LinearizeInput& in_;
   const std::vector<HistoryOp>& h_;
+  const std::vector<std::vector<Op>> ops_;
   const LinearizeOptions& options_;
   LinearizeResult* out_;
   uint64_t all_ = 0;
@@ -176,13 +183,14 @@ std::string IndexList(const std::vector<size_t>& order) {
 // After the longest prefix (entries as the alternatives `chosen`): each
 // operation that may come next, as each operation it may stand for, with
 // what the model gives beside what the impl returned.
-std::string NextSteps(const LinearizeInput& in, const std::vector<size_t>& prefix,
+std::string NextSteps(const LinearizeInput& in, const std::vector<std::vector<Op>>& ops,
+                      const std::vector<size_t>& prefix,
                       const std::vector<size_t>& chosen) {
   const std::vector<HistoryOp>& h = in.history;
   model::Kernel k = InitialKernel(in.setup);
   uint64_t done = 0;
   for (size_t n = 0; n < prefix.size(); ++n) {
-    Apply(k, OpsOf(in, prefix[n])[chosen[n]]);
+    Apply(k, ops[prefix[n]][chosen[n]]);
     done |= Bit(prefix[n]);
   }
   const uint64_t min_respond = MinPendingResponse(h, done);
@@ -191,7 +199,7 @@ std::string NextSteps(const LinearizeInput& in, const std::vector<size_t>& prefi
         "invoked):\n";
   for (size_t i = 0; i < h.size(); ++i) {
     if ((done & Bit(i)) != 0 || h[i].invoke > min_respond) continue;
-    for (const Op& op : OpsOf(in, i)) {
+    for (const Op& op : ops[i]) {
       model::Kernel next = k;
       os << "  #" << i << " " << OpText(op) << ": impl returned " << ResultText(h[i].result)
          << ", the model gives " << ResultText(Apply(next, op)) << "\n";
@@ -218,7 +226,7 @@ std::string Explain(const LinearizeInput& in, const LinearizeResult& r, const Se
     os << "every complete order found ends in a model state the final check rejects: "
        << final_reason << "\n";
   } else {
-    os << NextSteps(in, r.longest_prefix, search.longest_chosen());
+    os << NextSteps(in, search.entry_ops(), r.longest_prefix, search.longest_chosen());
   }
   return os.str();
 }
